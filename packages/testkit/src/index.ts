@@ -1,1 +1,20 @@
-export {};
+export { startFakeKittServer, FakeKittServer } from "./fake-server.js";
+export type { FakeKittServerOptions, FakeServerTlsOptions, FakeAgent } from "./fake-server.js";
+export type {
+  Command,
+  LogLine,
+  RecordedHeartbeat,
+  RecordedRegistration,
+  RecordedRequest,
+  RecordedResult,
+  RecordedStatus,
+  RequestLogEntry,
+  RequestMatch,
+  TestRow,
+} from "./fake-server-types.js";
+export { DEFAULT_SETTINGS } from "./fake-store.js";
+export type { QueueTestInput } from "./fake-store.js";
+export { makeTestPki, writeTestPki } from "./pki.js";
+export type { PemPair, TestPki, TestPkiOptions, TestPkiPaths } from "./pki.js";
+export { makeTempDir, useTempDir } from "./temp-dir.js";
+export type { TempDir } from "./temp-dir.js";

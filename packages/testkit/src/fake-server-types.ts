@@ -1,0 +1,103 @@
+import type { IncomingHttpHeaders } from "node:http";
+
+/** One row of the quicktest table, with the fields the real server returns. */
+export interface TestRow {
+  id: string;
+  agent_id: string;
+  model_path: string;
+  engine_name: string;
+  benchmark_name: string;
+  suite_name: string;
+  status: string;
+  command_id: string;
+  engine_mode: string;
+  profile_id: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  result_id: string | null;
+  error: string | null;
+}
+
+/** A command exactly as it appears in a heartbeat response. */
+export interface Command {
+  command_id: string;
+  test_id: string;
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  /** null: trust-on-first-use registration without any token. */
+  token: string | null;
+  provisioned: boolean;
+  registration: Record<string, unknown> | null;
+  settings: Record<string, string>;
+  lastHeartbeat: Record<string, unknown> | null;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Path with the query string, as sent. */
+  url: string;
+  /** Headers as received; `authorization` is kept verbatim so tests can check it was sent. */
+  headers: IncomingHttpHeaders;
+  /** Raw body text (empty when none was sent). */
+  body: string;
+  /** Subject CN of the client certificate when served over mTLS. */
+  clientCertCN: string | null;
+  /** The injected fault that answered it, if any. */
+  fault: "fail" | "drop" | null;
+  receivedAt: Date;
+}
+
+export interface RecordedRegistration {
+  agentId: string;
+  body: Record<string, unknown>;
+  authorization: string | undefined;
+}
+
+export interface RecordedHeartbeat {
+  /** Canonical id of the agent the heartbeat resolved to. */
+  agentId: string;
+  /** The id as it appeared in the URL (decoded): may be the agent name. */
+  idInPath: string;
+  body: Record<string, unknown>;
+  /** Commands handed out in the response (zero or one). */
+  commands: Command[];
+}
+
+export interface RecordedResult {
+  agentId: string;
+  body: Record<string, unknown>;
+}
+
+export interface RecordedStatus {
+  status: string;
+  error: string | null;
+}
+
+export interface LogLine {
+  line: string;
+  created_at: string;
+}
+
+/** Which requests a fault applies to; omitted fields match everything. */
+export interface RequestMatch {
+  method?: string;
+  /** A string matches the path (no query) exactly; a RegExp is tested against it. */
+  path?: string | RegExp;
+}
+
+/** Passed to `onRequest` once a response has finished (or the socket was dropped). */
+export interface RequestLogEntry {
+  method: string;
+  url: string;
+  status: number | null;
+  durationMs: number;
+  fault: "fail" | "drop" | null;
+}
