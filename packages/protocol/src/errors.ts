@@ -40,11 +40,14 @@ export class ConfigError extends UsageError {
 export class ProtocolError extends KittError {
   readonly schema: string;
   readonly field: string;
+  /** What is wrong with the field, e.g. `is required`. */
+  readonly detail: string;
 
   constructor(schema: string, field: string, detail: string) {
     super(`invalid ${schema}: ${field === "" ? "(root)" : field} ${detail}`, { code: "PROTOCOL" });
     this.schema = schema;
     this.field = field;
+    this.detail = detail;
   }
 }
 

@@ -1,2 +1,12 @@
 export * from "./errors.js";
 export * from "./logger.js";
+export * from "./messages.js";
+export { SAFE_ID_PATTERN, schemas, type SchemaName } from "./schemas.js";
+export { check, validate } from "./validate.js";
+export * from "./settings.js";
+export * from "./parse.js";
+export * from "./config-fields.js";
+export * from "./config.js";
+export * from "./backoff.js";
+export * from "./client-errors.js";
+export * from "./client.js";

@@ -1,0 +1,368 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { basename, join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+import got, { type Got, type OptionsInit, RequestError, type Response } from "got";
+
+import { backoffDelay, type BackoffPolicy, parseRetryAfter, sleep as defaultSleep } from "./backoff.js";
+import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } from "./client-errors.js";
+import { KittError, ProtocolError } from "./errors.js";
+import { type Logger, silentLogger } from "./logger.js";
+import type {
+  HealthResponse,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  PackageDigest,
+  RegisterRequest,
+  RegisterResponse,
+  ResultReport,
+  StatusUpdate,
+  TestList,
+  TestLogs,
+  TestRow,
+  VersionResponse,
+} from "./messages.js";
+import { parseHeartbeatResponse, parseRegisterResponse } from "./parse.js";
+import type { SchemaName } from "./schemas.js";
+import { check, validate } from "./validate.js";
+
+/** PEM contents (not paths): see `readTlsFiles` for agent.yaml's paths. */
+export interface ClientTls {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+export interface KittServerClientOptions {
+  serverUrl: string;
+  token?: string;
+  tls?: ClientTls;
+  /** Skip verification of the server's certificate (development only). */
+  insecure?: boolean;
+  /** Whole-request timeout per attempt (default 15 s). */
+  timeoutMs?: number;
+  /** Connect timeout per attempt (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Retries after the first attempt for retryable failures (default 3). */
+  retries?: number;
+  backoff?: BackoffPolicy;
+  logger?: Logger;
+  /** Seams for tests. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random?: () => number;
+  userAgent?: string;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  retries?: number;
+  signal?: AbortSignal;
+}
+
+export interface ListTestsQuery {
+  agentName?: string;
+  status?: string;
+  perPage?: number;
+  page?: number;
+}
+
+export interface DownloadedPackage {
+  path: string;
+  filename: string;
+  sha256: string;
+  bytes: number;
+}
+
+type Method = "GET" | "POST";
+
+/**
+ * Typed client of the KITT server's agent-facing API. Every call validates
+ * what it sends and what it gets back, retries only what is safe to retry
+ * (connection errors, 429, 5xx) with capped exponential backoff and jitter,
+ * and throws ServerError / ConnectionError / ProtocolError. The token never
+ * appears in an error or a log line.
+ */
+export class KittServerClient {
+  readonly serverUrl: string;
+  private readonly origin: string;
+  private readonly token: string;
+  private readonly http: Got;
+  private readonly agents: { http: HttpAgent; https: HttpsAgent };
+  private readonly retries: number;
+  private readonly backoff: BackoffPolicy;
+  private readonly logger: Logger;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+
+  constructor(options: KittServerClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.serverUrl);
+    } catch {
+      throw new KittError(`invalid server URL ${JSON.stringify(options.serverUrl)}`, { code: "USAGE" });
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new KittError(`server URL must be http(s), got ${JSON.stringify(options.serverUrl)}`, { code: "USAGE" });
+    }
+    this.serverUrl = options.serverUrl.replace(/\/+$/, "");
+    this.origin = url.origin;
+    this.token = options.token ?? "";
+    this.retries = options.retries ?? 3;
+    this.backoff = options.backoff ?? { baseMs: 500, maxMs: 30_000 };
+    this.logger = options.logger ?? silentLogger;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.random = options.random ?? Math.random;
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    const tls = options.tls ?? {};
+    this.agents = {
+      http: new HttpAgent({ keepAlive: true, maxSockets: 8 }),
+      https: new HttpsAgent({
+        keepAlive: true,
+        maxSockets: 8,
+        ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+        ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+        ...(tls.key !== undefined ? { key: tls.key } : {}),
+        rejectUnauthorized: options.insecure !== true,
+      }),
+    };
+    const headers: Record<string, string> = { "user-agent": options.userAgent ?? "kitt-agent" };
+    if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
+    this.http = got.extend({
+      prefixUrl: this.serverUrl,
+      headers,
+      agent: this.agents,
+      retry: { limit: 0 },
+      throwHttpErrors: false,
+      followRedirect: false,
+      responseType: "text",
+      https: { rejectUnauthorized: options.insecure !== true },
+    });
+  }
+
+  /** Closes kept-alive connections. */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  /* ---- agent -> server ---- */
+
+  async health(opts: CallOptions = {}): Promise<HealthResponse> {
+    return validate<HealthResponse>("health", await this.json("GET", "api/v1/health", undefined, opts));
+  }
+
+  async version(opts: CallOptions = {}): Promise<VersionResponse> {
+    return validate<VersionResponse>("version", await this.json("GET", "api/v1/version", undefined, opts));
+  }
+
+  async register(body: RegisterRequest, opts: CallOptions = {}): Promise<RegisterResponse> {
+    this.checkOutgoing("registerRequest", body);
+    if (body.hardware_details !== undefined) {
+      try {
+        JSON.parse(body.hardware_details);
+      } catch {
+        throw new ProtocolError("register request", "hardware_details", "must be a JSON string");
+      }
+    }
+    return parseRegisterResponse(await this.json("POST", "api/v1/agents/register", body, opts));
+  }
+
+  async heartbeat(agentId: string, body: HeartbeatRequest, opts: CallOptions = {}): Promise<HeartbeatResponse> {
+    this.checkOutgoing("heartbeatRequest", body);
+    return parseHeartbeatResponse(await this.json("POST", `api/v1/agents/${enc(agentId)}/heartbeat`, body, opts));
+  }
+
+  /** One log row; `line` may hold several lines joined by newlines. */
+  async postLog(testId: string, line: string, opts: CallOptions = {}): Promise<void> {
+    const body = { line };
+    this.checkOutgoing("logLine", body);
+    await this.json("POST", `api/v1/quicktest/${enc(testId)}/logs`, body, opts);
+  }
+
+  async postStatus(testId: string, update: StatusUpdate, opts: CallOptions = {}): Promise<void> {
+    this.checkOutgoing("statusUpdate", update);
+    await this.json("POST", `api/v1/quicktest/${enc(testId)}/status`, update, opts);
+  }
+
+  async reportResult(agentId: string, report: ResultReport, opts: CallOptions = {}): Promise<void> {
+    this.checkOutgoing("resultReport", report);
+    await this.json("POST", `api/v1/agents/${enc(agentId)}/results`, report, opts);
+  }
+
+  async getTest(testId: string, opts: CallOptions = {}): Promise<TestRow> {
+    return validate<TestRow>("testRow", await this.json("GET", `api/v1/quicktest/${enc(testId)}`, undefined, opts));
+  }
+
+  async getTestLogs(testId: string, opts: CallOptions = {}): Promise<TestLogs> {
+    return validate<TestLogs>("testLogs", await this.json("GET", `api/v1/quicktest/${enc(testId)}/logs`, undefined, opts));
+  }
+
+  async listTests(query: ListTestsQuery = {}, opts: CallOptions = {}): Promise<TestList> {
+    const params = new URLSearchParams();
+    if (query.agentName !== undefined) params.set("agent_name", query.agentName);
+    if (query.status !== undefined) params.set("status", query.status);
+    if (query.perPage !== undefined) {
+      if (!Number.isInteger(query.perPage) || query.perPage < 1 || query.perPage > 100) {
+        throw new KittError(`per_page must be an integer 1-100, got ${query.perPage}`, { code: "USAGE" });
+      }
+      params.set("per_page", String(query.perPage));
+    }
+    if (query.page !== undefined) params.set("page", String(query.page));
+    const qs = params.size > 0 ? `?${params.toString()}` : "";
+    return validate<TestList>("testList", await this.json("GET", `api/v1/quicktest/${qs}`, undefined, opts));
+  }
+
+  async getPackageDigest(opts: CallOptions = {}): Promise<PackageDigest> {
+    return validate<PackageDigest>("packageDigest", await this.json("GET", "api/v1/agent/package/sha256", undefined, opts));
+  }
+
+  /**
+   * Downloads the agent package into `destDir`, checking it against the
+   * server's sha256 before it is renamed into place. A mismatch leaves
+   * nothing behind and throws IntegrityError.
+   */
+  async downloadPackage(destDir: string, opts: CallOptions = {}): Promise<DownloadedPackage> {
+    const digest = await this.getPackageDigest(opts);
+    const filename = basename(digest.filename);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$/.test(filename)) {
+      throw new ProtocolError("package digest", "filename", `is not a safe file name, got ${JSON.stringify(digest.filename)}`);
+    }
+    await mkdir(destDir, { recursive: true });
+    const tmp = join(destDir, `.${randomBytes(6).toString("hex")}.download`);
+    const path = "api/v1/agent/package";
+    try {
+      const { sha256, bytes } = await this.withRetries("GET", path, opts, async () => {
+        const hash = createHash("sha256");
+        let size = 0;
+        const stream = this.http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
+        const tap = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            cb(null, chunk);
+          },
+        });
+        await pipeline(stream, tap, createWriteStream(tmp, { mode: 0o644 }));
+        return { sha256: hash.digest("hex"), bytes: size };
+      });
+      if (sha256 !== digest.sha256.toLowerCase()) {
+        throw new IntegrityError(`agent package ${filename}: sha256 ${sha256} does not match the server's ${digest.sha256.toLowerCase()}`);
+      }
+      const dest = join(destDir, filename);
+      await rename(tmp, dest);
+      return { path: dest, filename, sha256, bytes };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /* ---- plumbing ---- */
+
+  private checkOutgoing(schema: SchemaName, body: unknown): void {
+    const problem = check(schema, body);
+    if (problem !== undefined) throw problem;
+  }
+
+  private timeouts(opts: CallOptions) {
+    return { connect: this.connectTimeoutMs, request: opts.timeoutMs ?? this.timeoutMs };
+  }
+
+  /** One JSON call with retries; returns the parsed 2xx body. */
+  private async json(method: Method, path: string, body: unknown, opts: CallOptions): Promise<unknown> {
+    return this.withRetries(method, path, opts, async () => {
+      const started = Date.now();
+      const request: OptionsInit = { method, timeout: this.timeouts(opts), signal: opts.signal };
+      if (body !== undefined) request.json = body;
+      const res = (await this.http(path, request)) as Response<string>;
+      const status = res.statusCode;
+      this.logger.debug(`${method} /${path} -> ${status} in ${Date.now() - started} ms`);
+      if (status < 200 || status >= 300) {
+        const err = new ServerError({ status, method, path: `/${stripQuery(path)}`, serverMessage: this.serverText(res.body) });
+        (err as ServerError & { retryAfterMs?: number }).retryAfterMs = parseRetryAfter(headerOf(res.headers["retry-after"]));
+        throw err;
+      }
+      if (res.body === "") return {};
+      try {
+        return JSON.parse(res.body) as unknown;
+      } catch {
+        throw new ProtocolError(`response of ${method} /${stripQuery(path)}`, "", "is not JSON");
+      }
+    });
+  }
+
+  private async withRetries<T>(method: Method, path: string, opts: CallOptions, attemptFn: () => Promise<T>): Promise<T> {
+    const retries = opts.retries ?? this.retries;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await attemptFn();
+      } catch (raw) {
+        const err = this.normalise(raw, method, path);
+        const retryable = (err instanceof ServerError || err instanceof ConnectionError) && err.retryable;
+        if (!retryable || attempt >= retries || opts.signal?.aborted) throw err;
+        const hinted = (err as { retryAfterMs?: number }).retryAfterMs;
+        const delay = hinted !== undefined ? Math.min(hinted, this.backoff.maxMs) : backoffDelay(attempt, this.backoff, this.random);
+        this.logger.warn(`${method} /${stripQuery(path)}: ${err.message}; retry ${attempt + 1}/${retries} in ${(delay / 1000).toFixed(1)}s`);
+        await this.sleep(delay, opts.signal);
+      }
+    }
+  }
+
+  /** Maps whatever got threw to our typed errors, with the token removed. */
+  private normalise(raw: unknown, method: Method, path: string): Error {
+    if (raw instanceof KittError) return raw;
+    const cleanPath = `/${stripQuery(path)}`;
+    if (raw instanceof RequestError) {
+      if (raw.name === "AbortError" || raw.code === "ERR_ABORTED") {
+        return new KittError(`${method} ${cleanPath} aborted`, { code: "ABORTED" });
+      }
+      if (raw.response !== undefined && raw.code === "ERR_NON_2XX_3XX_RESPONSE") {
+        return new ServerError({ status: raw.response.statusCode, method, path: cleanPath });
+      }
+      const cause = (raw as { cause?: { code?: string; message?: string } }).cause;
+      const code = cause?.code ?? raw.code ?? "EUNKNOWN";
+      const { detail, retryable, tls } = describeConnectionCode(code, this.redact(cause?.message ?? raw.message));
+      return new ConnectionError({ method, path: cleanPath, origin: this.origin, code, detail: this.redact(detail), retryable, tls });
+    }
+    if (raw instanceof Error && raw.name === "AbortError") {
+      return new KittError(`${method} ${cleanPath} aborted`, { code: "ABORTED" });
+    }
+    const message = raw instanceof Error ? raw.message : String(raw);
+    return new KittError(`${method} ${cleanPath} failed: ${this.redact(message)}`, { code: "REQUEST_FAILED" });
+  }
+
+  private serverText(body: string): string | undefined {
+    try {
+      const parsed = JSON.parse(body) as unknown;
+      if (check("errorBody", parsed) === undefined) return this.redact((parsed as { error: string }).error);
+    } catch {
+      // not JSON: fall through
+    }
+    const text = body.trim().split("\n")[0]?.slice(0, 200);
+    return text ? this.redact(text) : undefined;
+  }
+
+  private redact(text: string): string {
+    return this.token.length >= 4 ? text.split(this.token).join("***") : text;
+  }
+}
+
+function enc(id: string): string {
+  return encodeURIComponent(id);
+}
+
+function stripQuery(path: string): string {
+  const i = path.indexOf("?");
+  return i === -1 ? path : path.slice(0, i);
+}
+
+function headerOf(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

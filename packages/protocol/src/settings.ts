@@ -1,0 +1,75 @@
+import type { AgentSettings, RawSettings } from "./messages.js";
+
+export const HEARTBEAT_INTERVAL_MIN_S = 10;
+export const HEARTBEAT_INTERVAL_MAX_S = 300;
+
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
+
+/** `"true"`, `"True"`, `"1"`, `true` -> true; undefined when it is no boolean. */
+export function parseBoolean(value: unknown): boolean | undefined {
+  if (typeof value === "boolean") return value;
+  if (typeof value === "number") return value === 1 ? true : value === 0 ? false : undefined;
+  if (typeof value !== "string") return undefined;
+  const word = value.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  return undefined;
+}
+
+/** A finite number from a number or a numeric string; undefined otherwise. */
+export function parseNumber(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  if (typeof value !== "string" || value.trim() === "") return undefined;
+  const n = Number(value.trim());
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function clampInterval(seconds: number): number {
+  return Math.min(HEARTBEAT_INTERVAL_MAX_S, Math.max(HEARTBEAT_INTERVAL_MIN_S, seconds));
+}
+
+const STRING_KEYS = ["model_storage_dir", "model_share_source", "model_share_mount", "kitt_image"] as const;
+
+/**
+ * Reads the server's settings tolerantly. An empty string (or null) means
+ * "not set" and leaves the key out, so the local value stays; unknown keys
+ * are ignored; a value that cannot be read is left out and named in
+ * `problems` instead of failing the whole heartbeat.
+ */
+export function normalizeSettings(raw: RawSettings | null | undefined): {
+  settings: AgentSettings;
+  problems: string[];
+} {
+  const settings: AgentSettings = {};
+  const problems: string[] = [];
+  if (raw === null || raw === undefined) return { settings, problems };
+  const isUnset = (v: unknown) => v === null || v === undefined || (typeof v === "string" && v.trim() === "");
+
+  if (!isUnset(raw.auto_cleanup)) {
+    const b = parseBoolean(raw.auto_cleanup);
+    if (b === undefined) problems.push(`auto_cleanup: expected a boolean, got ${JSON.stringify(raw.auto_cleanup)}`);
+    else settings.auto_cleanup = b;
+  }
+  if (!isUnset(raw.heartbeat_interval_s)) {
+    const n = parseNumber(raw.heartbeat_interval_s);
+    if (n === undefined || n <= 0) {
+      problems.push(`heartbeat_interval_s: expected seconds, got ${JSON.stringify(raw.heartbeat_interval_s)}`);
+    } else {
+      const clamped = clampInterval(n);
+      if (clamped !== n) {
+        problems.push(
+          `heartbeat_interval_s: ${n} is outside ${HEARTBEAT_INTERVAL_MIN_S}..${HEARTBEAT_INTERVAL_MAX_S}, using ${clamped}`,
+        );
+      }
+      settings.heartbeat_interval_s = clamped;
+    }
+  }
+  for (const key of STRING_KEYS) {
+    const v = raw[key];
+    if (isUnset(v)) continue;
+    if (typeof v !== "string") problems.push(`${key}: expected a string, got ${JSON.stringify(v)}`);
+    else settings[key] = v.trim();
+  }
+  return { settings, problems };
+}

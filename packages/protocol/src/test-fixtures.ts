@@ -1,0 +1,10 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+const testkitRoot = dirname(createRequire(import.meta.url).resolve("@kitt/testkit/package.json"));
+
+/** A protocol fixture from @kitt/testkit (payloads of kitt-protocol.md). */
+export function fixture(name: string): unknown {
+  return JSON.parse(readFileSync(join(testkitRoot, "fixtures", "protocol", name), "utf8")) as unknown;
+}
