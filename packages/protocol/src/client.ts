@@ -309,7 +309,7 @@ export class KittServerClient {
         if (!retryable || attempt >= retries || opts.signal?.aborted) throw err;
         const hinted = (err as { retryAfterMs?: number }).retryAfterMs;
         const delay = hinted !== undefined ? Math.min(hinted, this.backoff.maxMs) : backoffDelay(attempt, this.backoff, this.random);
-        this.logger.warn(`${method} /${stripQuery(path)}: ${err.message}; retry ${attempt + 1}/${retries} in ${(delay / 1000).toFixed(1)}s`);
+        this.logger.warn(`${err.message}; retry ${attempt + 1}/${retries} in ${(delay / 1000).toFixed(1)}s`);
         await this.sleep(delay, opts.signal);
       }
     }
