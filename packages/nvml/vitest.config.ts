@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Each test file gets its own process: libnvidia-ml (real or fake) and the
-// NVML singletons are per process, and a native library cannot be unloaded
-// from a worker thread safely.
+// One fresh process per test file: a loaded native library (real or fake
+// libnvidia-ml) and the NVML singletons live as long as the process, and
+// lazy-load.test.ts checks that nothing native is mapped before its first open.
 export default defineConfig({
-  test: { pool: "forks" },
+  test: { pool: "forks", isolate: true },
 });
