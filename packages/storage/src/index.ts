@@ -1,1 +1,17 @@
-export {};
+export { ModelStore } from "./model-store.js";
+export type { ModelStoreOptions } from "./store-options.js";
+export type { ResolveOptions, ResolvedModel, ResolvedHow } from "./staging-jobs.js";
+export type { CleanupResult, CleanupAllResult, StorageUsage, StagedModelUsage } from "./store-admin.js";
+export { normalizeStorageSettings, DEFAULT_STORAGE_DIR } from "./settings.js";
+export type { StorageSettings, StorageSettingsInput } from "./settings.js";
+export { StorageError, ModelPathError } from "./errors.js";
+export type { StorageErrorCode } from "./errors.js";
+export { formatProgressLine } from "./progress.js";
+export type { StagingProgress } from "./progress.js";
+export { runCommand } from "./run-command.js";
+export type { RunCommand, RunCommandOptions, CommandResult } from "./run-command.js";
+export type { MountTimeouts } from "./share-mount.js";
+export type { FreeSpaceFn } from "./space.js";
+export type { CopyFileFn } from "./copy-model.js";
+export { MANIFEST_NAME } from "./manifest.js";
+export type { Manifest } from "./manifest.js";

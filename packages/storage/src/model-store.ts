@@ -1,0 +1,291 @@
+import path from "node:path";
+import { existsSync } from "node:fs";
+import { mkdir, realpath, rm, utimes } from "node:fs/promises";
+import { StorageError, reason } from "./errors.js";
+import { MANIFEST_NAME, manifestMatchesDisk, modelEntryPath, readManifest, type Manifest } from "./manifest.js";
+import { checkModelPath, isStrictlyInside, pathParts, realpathOrUndefined } from "./path-guard.js";
+import { normalizeStorageSettings, type StorageSettings, type StorageSettingsInput } from "./settings.js";
+import { findOnShare } from "./share-lookup.js";
+import { ensureShareMounted, type MountDeps } from "./share-mount.js";
+import { StagingJobs, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
+import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
+import { isLeftoverName, scanStorage } from "./storage-layout.js";
+import { resolveDeps, type ModelStoreOptions, type StoreDeps } from "./store-options.js";
+import { UseRegistry } from "./uses.js";
+
+interface Located {
+  dir: string;
+  manifest: Manifest;
+}
+
+const noRelease = (): void => {};
+
+/**
+ * Local model storage: resolves a job's model path to something local to run
+ * against, staging it from the NFS share when needed; tracks which staged
+ * models running jobs use; cleans up and reports usage.
+ */
+export class ModelStore {
+  private current: StorageSettings;
+  private readonly deps: StoreDeps;
+  private readonly uses = new UseRegistry();
+  private readonly prepared = new Map<string, Promise<string>>();
+  private readonly jobs: StagingJobs;
+
+  private constructor(settings: StorageSettingsInput, options: ModelStoreOptions) {
+    this.deps = resolveDeps(options);
+    this.current = normalizeStorageSettings(settings, undefined, this.deps.homeDir);
+    this.jobs = new StagingJobs({
+      deps: this.deps,
+      uses: this.uses,
+      lease: (dir, entry, how) => this.lease(dir, entry, how),
+      evict: async (storage, dir) => (await cleanupIn(this.uses, storage, dir, "evict", this.deps.logger)) !== undefined,
+    });
+  }
+
+  /** Create the store and remove staging leftovers of an earlier, interrupted run. */
+  static async open(settings: StorageSettingsInput = {}, options: ModelStoreOptions = {}): Promise<ModelStore> {
+    const store = new ModelStore(settings, options);
+    await store.prepare(store.current.modelStorageDir);
+    return store;
+  }
+
+  get settings(): StorageSettings {
+    return this.current;
+  }
+
+  /**
+   * Apply new settings (e.g. from the server); unset fields keep their value.
+   * Resolves already running keep the settings they started with.
+   */
+  updateSettings(patch: StorageSettingsInput): StorageSettings {
+    this.current = normalizeStorageSettings(patch, this.current, this.deps.homeDir);
+    return this.current;
+  }
+
+  /** The storage dir exists, its real path, leftovers from a crash removed (once per dir). */
+  private prepare(dir: string): Promise<string> {
+    let p = this.prepared.get(dir);
+    if (p === undefined) {
+      p = (async () => {
+        await mkdir(dir, { recursive: true });
+        const real = await realpath(dir);
+        const { leftovers } = await scanStorage(real);
+        for (const l of leftovers) {
+          if (this.uses.isBusy(l)) continue;
+          this.deps.logger.info(`removing leftover staging directory ${l}`);
+          await rm(l, { recursive: true, force: true, maxRetries: 5 });
+        }
+        return real;
+      })();
+      this.prepared.set(dir, p);
+      p.catch(() => this.prepared.delete(dir));
+    }
+    return p;
+  }
+
+  private touch(dir: string): void {
+    const t = new Date(this.deps.now());
+    utimes(path.join(dir, MANIFEST_NAME), t, t).catch(() => {});
+  }
+
+  private lease(dir: string, entry: string, how: ResolvedHow): ResolvedModel | undefined {
+    if (this.uses.isBeingRemoved(dir)) return undefined;
+    const release = this.uses.hold(dir);
+    // A removal renames first: if the manifest is gone, the model is too.
+    if (how !== "storage" && !existsSync(path.join(dir, MANIFEST_NAME))) {
+      release();
+      return undefined;
+    }
+    this.touch(dir);
+    let released = false;
+    return {
+      path: entry,
+      how,
+      modelDir: dir,
+      release: () => {
+        if (released) return;
+        released = true;
+        release();
+        this.touch(dir);
+      },
+    };
+  }
+
+  /** Explicit use of a staged model (e.g. by a run that did not come through resolve). */
+  async acquire(localPath: string): Promise<ResolvedModel> {
+    const storage = await this.prepare(this.current.modelStorageDir);
+    const real = await realpathOrUndefined(localPath);
+    const located = real === undefined ? undefined : await this.enclosing(storage, real);
+    const leased = located === undefined ? undefined : this.lease(located.dir, real ?? localPath, "staged");
+    if (leased === undefined) throw new StorageError("MODEL_NOT_FOUND", `${localPath} is not a staged model in ${storage}`);
+    return leased;
+  }
+
+  /** The staged model containing `p` (walking up to the storage dir), if any. */
+  private async enclosing(storage: string, p: string): Promise<Located | undefined> {
+    for (let d = p; isStrictlyInside(storage, d); d = path.dirname(d)) {
+      const manifest = await readManifest(d);
+      if (manifest !== undefined) return { dir: d, manifest };
+    }
+    return undefined;
+  }
+
+  /**
+   * The first existing `<storage>/<suffix of modelPath>`, longest suffix first
+   * (the same rule that maps the path onto the share), if it is complete.
+   */
+  private async findStagedIn(storage: string, modelPath: string): Promise<Located | undefined> {
+    const parts = pathParts(modelPath);
+    for (let i = 0; i < parts.length; i++) {
+      const rest = parts.slice(i);
+      if (rest.some(isLeftoverName)) continue;
+      const dir = path.join(storage, ...rest);
+      const real = await realpathOrUndefined(dir);
+      if (real === undefined) continue;
+      if (!isStrictlyInside(storage, real)) return undefined;
+      const manifest = await readManifest(real);
+      if (manifest === undefined || !(await manifestMatchesDisk(real, manifest))) return undefined;
+      return { dir: real, manifest };
+    }
+    return undefined;
+  }
+
+  /** Local path of the complete staged copy of `modelPath`, if there is one (for cleanup_storage). */
+  async findStaged(modelPath: string): Promise<string | undefined> {
+    await checkModelPath(modelPath, this.current, this.deps.cwd);
+    const storage = await this.prepare(this.current.modelStorageDir);
+    return (await this.findStagedIn(storage, modelPath))?.dir;
+  }
+
+  private mountDeps(onLog: ((line: string) => void) | undefined): MountDeps {
+    return {
+      runCommand: this.deps.runCommand,
+      env: this.deps.env,
+      mountInfoPath: this.deps.mountInfoPath,
+      mkdir: this.deps.mkdir,
+      timeouts: this.deps.mountTimeouts,
+      log: (level, message) => {
+        this.deps.logger[level](message);
+        onLog?.(message);
+      },
+    };
+  }
+
+  /**
+   * Resolve a job's model path to what the benchmark should run against. In
+   * order: a complete staged copy; a path already in storage; the share
+   * (mounted if needed), copied to storage; the path as given if it exists; a
+   * registry name (no `/`) unchanged. Otherwise throws MODEL_NOT_FOUND naming
+   * what was tried. Call `release()` on the result when the job ends.
+   */
+  async resolve(modelPath: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+    const settings = this.current;
+    const cancelled = (): StorageError => new StorageError("STAGING_CANCELLED", `resolving ${modelPath} was cancelled`);
+    const checkCancel = (): void => {
+      if (opts.signal?.aborted === true) throw cancelled();
+    };
+    checkCancel();
+    await checkModelPath(modelPath, settings, this.deps.cwd);
+    const storage = await this.prepare(settings.modelStorageDir);
+
+    const staged = await this.findStagedIn(storage, modelPath);
+    if (staged !== undefined && opts.refresh !== true) {
+      const leased = this.lease(staged.dir, modelEntryPath(staged.dir, staged.manifest), "staged");
+      if (leased !== undefined) return leased;
+    }
+
+    const absolute = path.resolve(this.deps.cwd, modelPath);
+    const realAbsolute = await realpathOrUndefined(absolute);
+    let shareQuery = modelPath;
+    let inStorage: string | undefined;
+    if (realAbsolute !== undefined && isStrictlyInside(storage, realAbsolute)) {
+      if (path.relative(storage, realAbsolute).split(path.sep).some(isLeftoverName)) {
+        throw new StorageError("MODEL_PATH_REFUSED", `refusing model path "${modelPath}": it is an unfinished staging directory`);
+      }
+      const enclosing = await this.enclosing(storage, realAbsolute);
+      if (enclosing !== undefined && (await manifestMatchesDisk(enclosing.dir, enclosing.manifest))) {
+        const leased = this.lease(enclosing.dir, realAbsolute, "storage");
+        if (leased !== undefined) return leased;
+      }
+      inStorage = realAbsolute;
+      shareQuery = path.relative(storage, realAbsolute).split(path.sep).join("/");
+    }
+
+    const tried: string[] = [];
+    const mount = settings.modelShareMount;
+    if (mount !== "") {
+      checkCancel();
+      const outcome = await ensureShareMounted(mount, settings.modelShareSource, this.mountDeps(opts.onLog));
+      if (outcome.mounted) {
+        const lookup = await findOnShare(shareQuery, mount, this.deps.search);
+        if (lookup.match !== undefined) {
+          const shareRootReal = await realpath(mount);
+          const request = { modelPath, match: lookup.match, settings, storage, shareRootReal };
+          try {
+            return await this.jobs.stage(request, opts);
+          } catch (err) {
+            // A refresh that cannot replace a copy in use falls back to that complete copy.
+            const code = (err as { code?: unknown }).code;
+            if (staged === undefined || code !== "MODEL_IN_USE") throw err;
+            opts.onLog?.(reason(err));
+          }
+        } else {
+          tried.push(lookup.tried);
+        }
+      } else {
+        const detail = outcome.failures.length > 0 ? ` (${outcome.failures.join("; ")})` : "";
+        tried.push(`share ${mount} unavailable: ${outcome.how}${detail}`);
+      }
+    } else {
+      tried.push("no model share configured");
+    }
+
+    if (staged !== undefined) {
+      const leased = this.lease(staged.dir, modelEntryPath(staged.dir, staged.manifest), "staged");
+      if (leased !== undefined) return leased;
+    }
+    if (inStorage !== undefined) {
+      const message = `using ${inStorage} as is: it is in storage but has no completion manifest`;
+      this.deps.logger.warn(message);
+      opts.onLog?.(message);
+      const leased = this.lease(inStorage, inStorage, "storage");
+      if (leased !== undefined) return leased;
+    }
+    if (existsSync(absolute)) return { path: modelPath, how: "as-is", modelDir: undefined, release: noRelease };
+    if (!modelPath.includes("/")) return { path: modelPath, how: "registry", modelDir: undefined, release: noRelease };
+    throw new StorageError(
+      "MODEL_NOT_FOUND",
+      `model "${modelPath}" not found: not staged in ${storage}; ${tried.join("; ")}; and no such path on this machine`,
+    );
+  }
+
+  /**
+   * Remove a staged model. Refused (CLEANUP_REFUSED) unless its real path is
+   * inside the storage dir, and (MODEL_IN_USE) while a job uses it.
+   */
+  async cleanup(localPath: string): Promise<CleanupResult> {
+    const storage = await this.prepare(this.current.modelStorageDir);
+    const real = await realpathOrUndefined(localPath);
+    if (real === undefined) throw new StorageError("CLEANUP_REFUSED", `cannot clean up ${localPath}: no such path`);
+    if (!isStrictlyInside(storage, real)) {
+      throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${real} is not inside the model storage ${storage}`);
+    }
+    const target = (await this.enclosing(storage, real))?.dir ?? real;
+    const freed = await cleanupIn(this.uses, storage, target, "cleanup", this.deps.logger);
+    if (freed === undefined) throw new StorageError("MODEL_IN_USE", `refusing to clean up ${target}: a running job uses it`);
+    return { removed: target, freed_bytes: freed };
+  }
+
+  /** Remove every staged model no job uses, and staging leftovers (`cleanup_storage` with `__cleanup__`). */
+  async cleanupAll(): Promise<CleanupAllResult> {
+    const storage = await this.prepare(this.current.modelStorageDir);
+    return cleanupAllIn(this.uses, storage, this.deps.logger);
+  }
+
+  /** Space used and free, and each staged model with its size and last use. */
+  async usage(): Promise<StorageUsage> {
+    const storage = await this.prepare(this.current.modelStorageDir);
+    return usageOf(this.uses, storage, this.deps.freeSpace);
+  }
+}

@@ -1,0 +1,222 @@
+import path from "node:path";
+import { StorageError } from "./errors.js";
+import { executeCopy, planCopy } from "./copy-model.js";
+import { manifestMatchesDisk, readManifest, sameMtime, type Manifest } from "./manifest.js";
+import { isStrictlyInside } from "./path-guard.js";
+import { formatDuration, formatRate, type StagingProgress } from "./progress.js";
+import type { StorageSettings } from "./settings.js";
+import type { ShareMatch } from "./share-lookup.js";
+import { scanSource, type SourceTree } from "./source-scan.js";
+import { ensureSpace, gb } from "./space.js";
+import type { StoreDeps } from "./store-options.js";
+import type { UseRegistry } from "./uses.js";
+
+export interface ResolveOptions {
+  /** Lines for the job's log (mount attempts, progress every few seconds, evictions). */
+  onLog?: (line: string) => void;
+  onProgress?: (p: StagingProgress) => void;
+  /** Abort to cancel; a copy shared with other jobs goes on until all of them cancel. */
+  signal?: AbortSignal;
+  /** Compare an already staged model with the share and update it incrementally. */
+  refresh?: boolean;
+}
+
+/** How a model path was resolved. */
+export type ResolvedHow = "staged" | "storage" | "copied" | "as-is" | "registry";
+
+export interface ResolvedModel {
+  /** What to run the benchmark against: a local directory, a file, or a registry name. */
+  path: string;
+  how: ResolvedHow;
+  /** The staged model directory in storage, when the path is in storage. */
+  modelDir: string | undefined;
+  /** Ends this job's use of the model so cleanup may remove it. Idempotent. */
+  release(): void;
+}
+
+export interface StageRequest {
+  modelPath: string;
+  match: ShareMatch;
+  settings: StorageSettings;
+  /** Real path of the storage dir. */
+  storage: string;
+  shareRootReal: string;
+}
+
+export interface StagingContext {
+  deps: StoreDeps;
+  uses: UseRegistry;
+  /** Lease a complete model in storage, or undefined if it is being removed. */
+  lease: (modelDir: string, entry: string, how: ResolvedHow) => ResolvedModel | undefined;
+  /** Remove an unused staged model from `storage` for space; false when busy. */
+  evict: (storage: string, modelDir: string) => Promise<boolean>;
+}
+
+interface Waiter {
+  onLog: ((line: string) => void) | undefined;
+  onProgress: ((p: StagingProgress) => void) | undefined;
+  resolve: (model: ResolvedModel) => void;
+  reject: (err: unknown) => void;
+  detach: () => void;
+}
+
+interface Job {
+  dest: string;
+  waiters: Set<Waiter>;
+  controller: AbortController;
+}
+
+function matchesTree(m: Manifest, tree: SourceTree): boolean {
+  if (m.type !== tree.type || m.files.length !== tree.files.length) return false;
+  const byPath = new Map(m.files.map((f) => [f.path, f]));
+  return tree.files.every((f) => {
+    const mf = byPath.get(f.rel);
+    return mf !== undefined && mf.size === f.size && sameMtime(mf.mtime_ms, f.mtimeMs);
+  });
+}
+
+async function refuseNesting(storage: string, dest: string): Promise<void> {
+  for (let d = path.dirname(dest); isStrictlyInside(storage, d); d = path.dirname(d)) {
+    const m = await readManifest(d);
+    if (m !== undefined) {
+      throw new StorageError("STAGING_FAILED", `cannot stage into ${dest}: it is inside the staged model ${d} (${m.source})`);
+    }
+  }
+}
+
+/** Copies from the share, one per destination: concurrent resolves of a model share it. */
+export class StagingJobs {
+  private readonly jobs = new Map<string, Job>();
+  private readonly ctx: StagingContext;
+
+  constructor(ctx: StagingContext) {
+    this.ctx = ctx;
+  }
+
+  destFor(storage: string, match: ShareMatch): string {
+    const dest = path.join(storage, ...match.rel.split("/"));
+    if (!isStrictlyInside(storage, dest)) {
+      throw new StorageError("STAGING_FAILED", `refusing to stage ${match.rel}: ${dest} is not inside ${storage}`);
+    }
+    return dest;
+  }
+
+  stage(req: StageRequest, opts: ResolveOptions): Promise<ResolvedModel> {
+    const dest = this.destFor(req.storage, req.match);
+    let job = this.jobs.get(dest);
+    const joined = job !== undefined;
+    if (job === undefined) {
+      job = { dest, waiters: new Set(), controller: new AbortController() };
+      this.jobs.set(dest, job);
+    }
+    const current = job;
+    const result = new Promise<ResolvedModel>((resolve, reject) => {
+      const waiter: Waiter = { onLog: opts.onLog, onProgress: opts.onProgress, resolve, reject, detach: () => {} };
+      const signal = opts.signal;
+      current.waiters.add(waiter);
+      if (signal === undefined) return;
+      const leave = (): void => {
+        waiter.detach();
+        if (!current.waiters.delete(waiter)) return;
+        reject(new StorageError("STAGING_CANCELLED", `staging of ${path.basename(dest)} was cancelled`));
+        if (current.waiters.size === 0) current.controller.abort();
+      };
+      if (signal.aborted) return leave();
+      signal.addEventListener("abort", leave, { once: true });
+      waiter.detach = () => signal.removeEventListener("abort", leave);
+    });
+    if (joined) opts.onLog?.(`Waiting for the copy of ${path.basename(dest)} already in progress`);
+    else void this.run(current, req);
+    return result;
+  }
+
+  private async run(job: Job, req: StageRequest): Promise<void> {
+    const { deps, uses } = this.ctx;
+    const { dest } = job;
+    const model = path.basename(req.match.rel);
+    const log = (line: string, level: "info" | "warn" = "info"): void => {
+      deps.logger[level](line, { model: req.match.rel });
+      for (const w of job.waiters) w.onLog?.(line);
+    };
+    // Someone running the old copy: it may be used as is if current, never replaced under them.
+    const busy = uses.isBusy(dest);
+    const holds = [uses.hold(dest)];
+    try {
+      await refuseNesting(req.storage, dest);
+      const tree = await scanSource(req.modelPath, req.match, req.shareRootReal, (m) => log(m, "warn"));
+      const existing = await readManifest(dest);
+      const upToDate = existing !== undefined && matchesTree(existing, tree) && (await manifestMatchesDisk(dest, existing));
+      if (!upToDate) {
+        if (busy) {
+          throw new StorageError("MODEL_IN_USE", `${dest} differs from the share but a running job uses it; retry when it ends`);
+        }
+        await this.copy(job, req, tree, model, log, holds);
+      } else {
+        log(`${model} is already staged and matches the share`);
+      }
+      const entry = tree.type === "file" && tree.files[0] !== undefined ? path.join(dest, tree.files[0].rel) : dest;
+      for (const w of job.waiters) {
+        w.detach();
+        const leased = this.ctx.lease(dest, entry, upToDate ? "staged" : "copied");
+        if (leased === undefined) w.reject(new StorageError("STAGING_FAILED", `${dest} was removed while staging`));
+        else w.resolve(leased);
+      }
+    } catch (err) {
+      for (const w of job.waiters) {
+        w.detach();
+        w.reject(err);
+      }
+    } finally {
+      job.waiters.clear();
+      this.jobs.delete(dest);
+      for (const release of holds) release();
+    }
+  }
+
+  private async copy(
+    job: Job,
+    req: StageRequest,
+    tree: SourceTree,
+    model: string,
+    log: (line: string, level?: "info" | "warn") => void,
+    holds: Array<() => void>,
+  ): Promise<void> {
+    const { deps, uses } = this.ctx;
+    const plan = await planCopy(tree, job.dest);
+    const reused = plan.reuse.length > 0 ? `, ${plan.reuse.length} unchanged file(s) kept` : "";
+    log(`Staging ${model} from ${req.match.source}: ${plan.copy.length} file(s), ${gb(plan.bytesToCopy)} to copy${reused}`);
+    await ensureSpace({
+      model,
+      dir: req.storage,
+      dest: job.dest,
+      needed: plan.bytesToCopy,
+      margin: deps.spaceMarginBytes,
+      storageDir: req.storage,
+      autoCleanup: req.settings.autoCleanup,
+      freeSpace: deps.freeSpace,
+      evict: (dir) => this.ctx.evict(req.storage, dir),
+      log: (line) => log(line),
+    });
+    const started = deps.now();
+    await executeCopy({
+      model,
+      tree,
+      plan,
+      dest: job.dest,
+      manifest: { kind: "kitt-model-manifest", version: 1, type: tree.type, source: req.match.rel, share: req.settings.modelShareMount },
+      concurrency: deps.copyConcurrency,
+      copyFile: deps.copyFile,
+      now: deps.now,
+      signal: job.controller.signal,
+      onProgress: (p) => {
+        for (const w of job.waiters) w.onProgress?.(p);
+      },
+      log: (line) => log(line),
+      progressIntervalMs: deps.progressIntervalMs,
+      logIntervalMs: deps.logIntervalMs,
+      onStagingDir: (dir) => holds.push(uses.hold(dir)),
+    });
+    const seconds = Math.max(0.001, (deps.now() - started) / 1000);
+    log(`Staged ${model}: ${gb(plan.bytesToCopy)} in ${formatDuration(seconds)} (${formatRate(plan.bytesToCopy / seconds)})`);
+  }
+}

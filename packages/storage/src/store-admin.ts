@@ -1,0 +1,108 @@
+import path from "node:path";
+import type { Logger } from "@kitt/protocol";
+import { reason } from "./errors.js";
+import { lastUsedMs, type FreeSpaceFn } from "./space.js";
+import { pruneEmptyParents, renameThenDelete, scanStorage, treeBytes } from "./storage-layout.js";
+import type { UseRegistry } from "./uses.js";
+
+export interface CleanupResult {
+  removed: string;
+  freed_bytes: number;
+}
+
+export interface CleanupAllResult {
+  removed: string[];
+  /** Staged models left alone because a running job uses them. */
+  in_use: string[];
+  /** Removals that failed, with the reason. */
+  failed: string[];
+  freed_bytes: number;
+}
+
+export interface StagedModelUsage {
+  path: string;
+  /** Path on the share it was staged from, relative to the share root. */
+  source: string;
+  size_bytes: number;
+  size_gb: number;
+  /** ISO time of the last resolve or release; null if unknown. */
+  last_used: string | null;
+  in_use: boolean;
+}
+
+export interface StorageUsage {
+  storage_dir: string;
+  used_gb: number;
+  free_gb: number;
+  model_count: number;
+  models: StagedModelUsage[];
+}
+
+const toGb = (bytes: number): number => Math.round((bytes / 1e9) * 100) / 100;
+
+/**
+ * Remove `dir` (already checked to be inside storage) unless it is in use:
+ * claim, rename aside, delete, prune empty parents. Returns the bytes freed,
+ * or undefined when something uses it.
+ */
+export async function cleanupIn(
+  uses: UseRegistry,
+  storage: string,
+  dir: string,
+  why: "cleanup" | "evict",
+  logger: Logger,
+): Promise<number | undefined> {
+  if (!uses.claimRemoval(dir)) return undefined;
+  try {
+    const bytes = await treeBytes(dir);
+    await renameThenDelete(dir);
+    logger.info(`${why === "evict" ? "evicted" : "removed"} ${dir}`, { freed_bytes: bytes });
+    await pruneEmptyParents(path.dirname(dir), storage);
+    return bytes;
+  } finally {
+    uses.endRemoval(dir);
+  }
+}
+
+export async function cleanupAllIn(uses: UseRegistry, storage: string, logger: Logger): Promise<CleanupAllResult> {
+  const result: CleanupAllResult = { removed: [], in_use: [], failed: [], freed_bytes: 0 };
+  const scan = await scanStorage(storage);
+  // Leftovers first: a model's staging sibling would otherwise block pruning its parent.
+  for (const dir of [...scan.leftovers, ...scan.models.map((m) => m.dir)]) {
+    try {
+      const freed = await cleanupIn(uses, storage, dir, "cleanup", logger);
+      if (freed === undefined) result.in_use.push(dir);
+      else {
+        result.removed.push(dir);
+        result.freed_bytes += freed;
+      }
+    } catch (err) {
+      result.failed.push(`${dir}: ${reason(err)}`);
+    }
+  }
+  return result;
+}
+
+export async function usageOf(uses: UseRegistry, storage: string, freeSpace: FreeSpaceFn): Promise<StorageUsage> {
+  const scan = await scanStorage(storage);
+  const models = await Promise.all(
+    scan.models.map(async (m): Promise<StagedModelUsage> => {
+      const used = await lastUsedMs(m);
+      return {
+        path: m.dir,
+        source: m.manifest.source,
+        size_bytes: m.manifest.total_bytes,
+        size_gb: toGb(m.manifest.total_bytes),
+        last_used: used > 0 ? new Date(used).toISOString() : null,
+        in_use: uses.isBusy(m.dir),
+      };
+    }),
+  );
+  return {
+    storage_dir: storage,
+    used_gb: toGb(await treeBytes(storage)),
+    free_gb: toGb(await freeSpace(storage)),
+    model_count: models.length,
+    models,
+  };
+}

@@ -1,0 +1,90 @@
+import os from "node:os";
+import { mkdir } from "node:fs/promises";
+import { silentLogger, type Logger } from "@kitt/protocol";
+import { defaultCopyFile, type CopyFileFn } from "./copy-model.js";
+import { runCommand, type RunCommand } from "./run-command.js";
+import { DEFAULT_MOUNT_TIMEOUTS, type MountTimeouts } from "./share-mount.js";
+import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from "./share-lookup.js";
+import { DEFAULT_SPACE_MARGIN_BYTES, defaultFreeSpace, type FreeSpaceFn } from "./space.js";
+
+/** Seams and tunables; every one has a production default. */
+export interface ModelStoreOptions {
+  logger?: Logger;
+  /** Runs `mount`, `sudo`, `mountpoint`. */
+  runCommand?: RunCommand;
+  /** Environment for those commands (PATH decides which executables run). */
+  env?: NodeJS.ProcessEnv;
+  /** Default `/proc/self/mountinfo`. */
+  mountInfoPath?: string;
+  /** Creates the mount point without privileges; default `fs.mkdir(dir, { recursive: true })`. */
+  mkdir?: (dir: string) => Promise<void>;
+  mountTimeouts?: Partial<MountTimeouts>;
+  /** Default fs.statfs (bytes available to unprivileged users). */
+  freeSpace?: FreeSpaceFn;
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+  /** Files copied at once; default 4. */
+  copyConcurrency?: number;
+  copyFile?: CopyFileFn;
+  /** For relative model paths; default process.cwd(). */
+  cwd?: string;
+  /** For `~` in settings; default os.homedir(). */
+  homeDir?: string;
+  search?: Partial<Omit<SearchLimits, "now">>;
+  /** Free space kept beyond the model; default 1 GiB. */
+  spaceMarginBytes?: number;
+  /** How often onProgress fires during a copy; default 1000 ms. */
+  progressIntervalMs?: number;
+  /** How often a progress line is logged; default 5000 ms. */
+  logIntervalMs?: number;
+}
+
+export interface StoreDeps {
+  logger: Logger;
+  runCommand: RunCommand;
+  env: NodeJS.ProcessEnv;
+  mountInfoPath: string;
+  mkdir: (dir: string) => Promise<void>;
+  mountTimeouts: MountTimeouts;
+  freeSpace: FreeSpaceFn;
+  now: () => number;
+  copyConcurrency: number;
+  copyFile: CopyFileFn;
+  cwd: string;
+  homeDir: string;
+  search: SearchLimits;
+  spaceMarginBytes: number;
+  progressIntervalMs: number;
+  logIntervalMs: number;
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+export function resolveDeps(o: ModelStoreOptions): StoreDeps {
+  const now = o.now ?? Date.now;
+  return {
+    logger: o.logger ?? silentLogger,
+    runCommand: o.runCommand ?? runCommand,
+    env: o.env ?? process.env,
+    mountInfoPath: o.mountInfoPath ?? "/proc/self/mountinfo",
+    mkdir:
+      o.mkdir ??
+      (async (dir) => {
+        await mkdir(dir, { recursive: true });
+      }),
+    mountTimeouts: { ...DEFAULT_MOUNT_TIMEOUTS, ...o.mountTimeouts },
+    freeSpace: o.freeSpace ?? defaultFreeSpace,
+    now,
+    copyConcurrency: Math.floor(positive("copyConcurrency", o.copyConcurrency ?? 4)),
+    copyFile: o.copyFile ?? defaultCopyFile,
+    cwd: o.cwd ?? process.cwd(),
+    homeDir: o.homeDir ?? os.homedir(),
+    search: { ...DEFAULT_SEARCH_LIMITS, ...o.search, now },
+    spaceMarginBytes: o.spaceMarginBytes ?? DEFAULT_SPACE_MARGIN_BYTES,
+    progressIntervalMs: positive("progressIntervalMs", o.progressIntervalMs ?? 1000),
+    logIntervalMs: o.logIntervalMs ?? 5000,
+  };
+}
