@@ -22,3 +22,14 @@ export type { HostOs, HostProbe } from "./host.js";
 export { runCommand, succeeded } from "./run-command.js";
 export type { CommandFailure, CommandResult, CommandRunner, RunOptions } from "./run-command.js";
 export { findOnPath } from "./which.js";
+export { runPreflight, DEFAULT_AGENT_PORT, DEFAULT_DOCKER_GPU_IMAGE, DEFAULT_PREFLIGHT_TIMEOUTS_MS } from "./preflight.js";
+export { MIN_NODE_VERSION } from "./preflight-checks.js";
+export { formatPreflightJson, formatPreflightTable } from "./preflight-format.js";
+export type {
+  CheckStatus,
+  PreflightCheck,
+  PreflightCheckId,
+  PreflightOptions,
+  PreflightResult,
+  PreflightTls,
+} from "./preflight-types.js";

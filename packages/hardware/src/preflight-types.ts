@@ -1,0 +1,74 @@
+import type { NvmlAccess } from "./gpu-detect.js";
+import type { HostProbe } from "./host.js";
+
+export type PreflightCheckId =
+  | "node"
+  | "docker"
+  | "docker-gpu"
+  | "nvidia-driver"
+  | "nfs"
+  | "disk"
+  | "server"
+  | "port"
+  | "benchmark-cli";
+
+export type CheckStatus = "pass" | "warn" | "fail";
+
+export interface PreflightCheck {
+  /** Stable key for scripts; `name` is for people. */
+  id: PreflightCheckId;
+  name: string;
+  required: boolean;
+  /** "warn" is a failed check that is not required. */
+  status: CheckStatus;
+  /** One line. */
+  detail: string;
+}
+
+export interface PreflightResult {
+  /** False when any required check failed. */
+  ok: boolean;
+  /** Always in the same order, whatever order they finished in. */
+  checks: PreflightCheck[];
+}
+
+/** agent.yaml's `tls` block: file paths, plus the `--insecure` switch. */
+export interface PreflightTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Do not verify the server certificate (development only). */
+  insecure?: boolean;
+}
+
+export interface PreflightOptions {
+  /** KITT server to reach; without it the server check is reported as not run. */
+  serverUrl?: string;
+  tls?: PreflightTls;
+  /** The agent's API port. Default 8090. */
+  port?: number;
+  /** Where models are staged; created if missing. Default ~/.kitt/models. */
+  modelDir?: string;
+  /** Default 50. */
+  minFreeDiskGb?: number;
+  /** The benchmark executable (name on PATH or path). Default "kitt". */
+  benchmarkCommand?: string;
+  /** Image for the Docker GPU check. Default nvidia/cuda:12.4.1-base-ubuntu22.04. */
+  dockerImage?: string;
+  /** Version to judge, "22.13.0". Default: this process's. */
+  nodeVersion?: string;
+  /** Home directory for "~" in modelDir. Default: HOME of the host env, else the OS's. */
+  homeDir?: string;
+  /** Environment (its PATH finds docker, nvidia-smi, mount.nfs, the benchmark CLI) and command runner. */
+  host?: HostProbe;
+  /** NVML library options, or false to go straight to nvidia-smi. */
+  nvml?: NvmlAccess;
+  /** Per-check limits in milliseconds. */
+  timeoutsMs?: Partial<Record<PreflightCheckId, number>>;
+}
+
+/** What one check found; the runner turns it into pass/warn/fail. */
+export interface CheckOutcome {
+  ok: boolean;
+  detail: string;
+}

@@ -1,0 +1,118 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createHostProbe } from "./host.js";
+import {
+  checkBenchmarkCli,
+  checkDisk,
+  checkDocker,
+  checkDockerGpu,
+  checkNfs,
+  checkNode,
+  checkNvidiaDriver,
+  checkPort,
+  MIN_NODE_VERSION,
+} from "./preflight-checks.js";
+import type {
+  CheckOutcome,
+  PreflightCheck,
+  PreflightCheckId,
+  PreflightOptions,
+  PreflightResult,
+} from "./preflight-types.js";
+import { checkServerHealth } from "./server-health.js";
+import { formatDuration } from "./units.js";
+
+export const DEFAULT_AGENT_PORT = 8090;
+export const DEFAULT_DOCKER_GPU_IMAGE = "nvidia/cuda:12.4.1-base-ubuntu22.04";
+
+/** Generous where the work is slow (an image pull), short where an answer is immediate or never. */
+export const DEFAULT_PREFLIGHT_TIMEOUTS_MS: Record<PreflightCheckId, number> = {
+  node: 1000,
+  docker: 15_000,
+  "docker-gpu": 180_000,
+  "nvidia-driver": 10_000,
+  nfs: 5000,
+  disk: 10_000,
+  server: 10_000,
+  port: 5000,
+  "benchmark-cli": 5000,
+};
+
+function expandHome(path: string, home: string): string {
+  if (path === "~") return home;
+  return path.startsWith("~/") ? join(home, path.slice(2)) : path;
+}
+
+/**
+ * A check's own limit is enforced inside it (a subprocess timeout, a request
+ * timeout); this outer bound catches what has none, such as statfs on a hung
+ * NFS mount, so one stuck check can never stall the whole preflight.
+ */
+function bounded(work: Promise<CheckOutcome>, limitMs: number): Promise<CheckOutcome> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<CheckOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, detail: `did not finish within ${formatDuration(limitMs)}` }), limitMs);
+  });
+  const caught = work.catch((error: unknown) => ({
+    ok: false,
+    detail: error instanceof Error ? error.message : String(error),
+  }));
+  return Promise.race([caught, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs every prerequisite check concurrently and reports each as pass, warn
+ * (a failed optional check) or fail (a failed required one). `ok` is false
+ * when any required check failed. Never throws for a failed check.
+ */
+export async function runPreflight(options: PreflightOptions = {}): Promise<PreflightResult> {
+  const host = options.host ?? createHostProbe();
+  const timeouts = { ...DEFAULT_PREFLIGHT_TIMEOUTS_MS, ...options.timeoutsMs };
+  const port = options.port ?? DEFAULT_AGENT_PORT;
+  const home = options.homeDir ?? host.env.HOME ?? homedir();
+  const modelDir = expandHome(options.modelDir ?? "~/.kitt/models", home);
+  const minFreeGb = options.minFreeDiskGb ?? 50;
+  const image = options.dockerImage ?? DEFAULT_DOCKER_GPU_IMAGE;
+  const benchmark = options.benchmarkCommand ?? "kitt";
+  const serverUrl = options.serverUrl ?? "";
+  // The outer bound leaves the inner timeout room to report its own, clearer message.
+  const limit = (id: PreflightCheckId): number => timeouts[id] + 1000;
+
+  const docker = bounded(checkDocker(host, timeouts.docker), limit("docker"));
+  const planned: Array<[PreflightCheckId, string, boolean, Promise<CheckOutcome>]> = [
+    ["node", `Node.js >= ${MIN_NODE_VERSION}`, true, Promise.resolve(checkNode(options.nodeVersion ?? process.versions.node))],
+    ["docker", "Docker available", true, docker],
+    [
+      "docker-gpu",
+      "Docker GPU access",
+      true,
+      bounded(checkDockerGpu(host, image, timeouts["docker-gpu"], docker), limit("docker") + limit("docker-gpu")),
+    ],
+    [
+      "nvidia-driver",
+      "NVIDIA drivers",
+      true,
+      bounded(checkNvidiaDriver(host, options.nvml ?? {}, timeouts["nvidia-driver"]), limit("nvidia-driver")),
+    ],
+    ["nfs", "NFS utilities", false, bounded(checkNfs(host), limit("nfs"))],
+    ["disk", `Disk space >= ${minFreeGb} GB`, false, bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
+    [
+      "server",
+      "Server reachable",
+      serverUrl !== "",
+      serverUrl === ""
+        ? Promise.resolve({ ok: false, detail: "not run: no server URL given" })
+        : bounded(checkServerHealth(serverUrl, options.tls ?? {}, timeouts.server), limit("server")),
+    ],
+    ["port", "Port available", false, bounded(checkPort(port), limit("port"))],
+    ["benchmark-cli", "Benchmark CLI found", false, bounded(checkBenchmarkCli(host, benchmark), limit("benchmark-cli"))],
+  ];
+
+  const checks = await Promise.all(
+    planned.map(async ([id, name, required, outcome]): Promise<PreflightCheck> => {
+      const { ok, detail } = await outcome;
+      return { id, name, required, status: ok ? "pass" : required ? "fail" : "warn", detail };
+    }),
+  );
+  return { ok: checks.every((check) => check.status !== "fail"), checks };
+}

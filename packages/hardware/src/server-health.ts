@@ -1,0 +1,152 @@
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import type { CheckOutcome, PreflightTls } from "./preflight-types.js";
+import { formatDuration } from "./units.js";
+
+const MAX_BODY = 64 * 1024;
+
+/** TLS verification failures in words a user can act on. */
+function describeTlsError(code: string, host: string): string | undefined {
+  switch (code) {
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+      return "TLS: self-signed certificate (use --insecure or set tls.ca)";
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+      return "TLS: certificate signed by an unknown CA (set tls.ca to the CA that signed it, or use --insecure)";
+    case "CERT_HAS_EXPIRED":
+      return "TLS: the server certificate has expired";
+    case "CERT_NOT_YET_VALID":
+      return "TLS: the server certificate is not valid yet (check the clock)";
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return `TLS: the server certificate is not valid for ${host}`;
+    case "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED":
+      return "TLS: the server requires a client certificate (set tls.cert and tls.key)";
+    case "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE":
+    case "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA":
+    case "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE":
+      return "TLS: the server rejected our client certificate (check tls.cert, tls.key and the server's CA)";
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+      return "TLS: the server does not speak HTTPS on this port (try http://)";
+    default:
+      return code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") ? `TLS: ${code}` : undefined;
+  }
+}
+
+function describeError(error: NodeJS.ErrnoException, url: URL, timeoutMs: number): string {
+  const code = error.code ?? "";
+  const tls = describeTlsError(code, url.hostname);
+  if (tls !== undefined) return tls;
+  const where = url.host;
+  switch (code) {
+    case "ECONNREFUSED":
+      return `connection refused by ${where}`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `host not found: ${url.hostname}`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `${where} is unreachable`;
+    case "ECONNRESET":
+      return `${where} closed the connection`;
+    case "ETIMEDOUT":
+      return `no answer from ${where} within ${formatDuration(timeoutMs)}`;
+    default:
+      return `${where}: ${error.message}`;
+  }
+}
+
+async function readTlsFile(field: string, path: string | undefined): Promise<Buffer | undefined | string> {
+  if (path === undefined || path === "") return undefined;
+  try {
+    return await readFile(path);
+  } catch (error) {
+    return `cannot read tls.${field} (${path}): ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+}
+
+/**
+ * GET <server>/api/v1/health, which a KITT server answers 200 {"status":"ok"}
+ * without authentication. TLS problems are named (self-signed, unknown CA,
+ * client certificate refused) because they are the usual first-install trap.
+ */
+export async function checkServerHealth(
+  serverUrl: string,
+  tls: PreflightTls,
+  timeoutMs: number,
+): Promise<CheckOutcome> {
+  let url: URL;
+  try {
+    url = new URL(`${serverUrl.replace(/\/+$/, "")}/api/v1/health`);
+  } catch {
+    return { ok: false, detail: `not a URL: ${serverUrl}` };
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return { ok: false, detail: `server URL must be http:// or https://, not ${url.protocol}//` };
+  }
+
+  const options: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
+  if (url.protocol === "https:") {
+    const files = {
+      ca: await readTlsFile("ca", tls.ca),
+      cert: await readTlsFile("cert", tls.cert),
+      key: await readTlsFile("key", tls.key),
+    };
+    for (const value of Object.values(files)) {
+      if (typeof value === "string") return { ok: false, detail: value };
+    }
+    if (files.ca !== undefined) options.ca = files.ca;
+    if (files.cert !== undefined) options.cert = files.cert;
+    if (files.key !== undefined) options.key = files.key;
+    options.rejectUnauthorized = tls.insecure !== true;
+    // A fresh agent per check: a pooled socket could carry another check's TLS settings.
+    options.agent = false;
+  }
+
+  return new Promise<CheckOutcome>((resolve) => {
+    let settled = false;
+    const finish = (outcome: CheckOutcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(outcome);
+    };
+    const client = url.protocol === "https:" ? https : http;
+    const request = client.request(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_BODY) chunks.push(chunk);
+      });
+      response.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs) }));
+      response.on("end", () => {
+        const status = response.statusCode ?? 0;
+        if (status !== 200) {
+          finish({ ok: false, detail: `${url.href} answered HTTP ${status}` });
+          return;
+        }
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          body = undefined;
+        }
+        if ((body as { status?: unknown } | undefined)?.status !== "ok") {
+          finish({ ok: false, detail: `${url.href} answered 200 but not {"status":"ok"}: is this a KITT server?` });
+          return;
+        }
+        const insecure = url.protocol === "https:" && tls.insecure === true ? " (certificate not verified: --insecure)" : "";
+        finish({ ok: true, detail: `${url.origin} is healthy${insecure}` });
+      });
+    });
+    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs) }));
+    const timer = setTimeout(() => {
+      finish({ ok: false, detail: `no answer from ${url.host} within ${formatDuration(timeoutMs)}` });
+      request.destroy();
+    }, timeoutMs);
+    request.end();
+  });
+}
