@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The C source, found from this module: src/ or dist/ sit beside native/. */
+/** The C sources, found from this module: src/ or dist/ sit beside native/. */
 export const FAKE_NVML_SOURCE = fileURLToPath(new URL("../native/fake-nvml.c", import.meta.url));
+const FAKE_NVML_SOURCES = [FAKE_NVML_SOURCE, fileURLToPath(new URL("../native/fake-nvml-config.c", import.meta.url))];
 
 /** The NVML symbols the fake exports; any of them can be left out of a build. */
 export const FAKE_NVML_SYMBOLS = [
@@ -133,7 +134,7 @@ async function compile(compiler: string, omit: readonly string[], timeoutMs: num
     ...omit.map((symbol) => `-DFAKE_NVML_OMIT_${symbol}`),
     "-o",
     output,
-    FAKE_NVML_SOURCE,
+    ...FAKE_NVML_SOURCES,
     "-ldl",
   ];
   await new Promise<void>((resolve, reject) => {
