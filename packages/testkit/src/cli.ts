@@ -70,6 +70,13 @@ export function parseCliArgs(argv: string[]): CliOptions | "help" {
   return { host, port: Number(portText), tlsDir, agents, adminToken };
 }
 
+const ERRNO_TEXT: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available on this machine",
+  ENOTFOUND: "unknown host",
+};
+
 function formatRequest(entry: RequestLogEntry): string {
   const outcome = entry.status === null ? "dropped" : String(entry.status);
   return `${entry.method} ${entry.url} ${outcome} ${entry.durationMs}ms${entry.fault ? ` (injected ${entry.fault})` : ""}`;
@@ -122,7 +129,8 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   } catch (error) {
     const err = error as NodeJS.ErrnoException;
     const where = options.tlsDir !== null && err.syscall !== "listen" ? `prepare --tls-dir ${options.tlsDir}` : `listen on ${options.host}:${options.port}`;
-    io.stderr.write(`kitt-fake-server: cannot ${where}: ${err.code ?? err.message}\n`);
+    const reason = (err.code !== undefined ? ERRNO_TEXT[err.code] : undefined) ?? err.code ?? err.message;
+    io.stderr.write(`kitt-fake-server: cannot ${where}: ${reason}\n`);
     return 1;
   }
 
