@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from "vitest";
+
+import { useTempDir } from "@kitt/testkit";
+
+import { BenchmarkProcess, describeExit, ProcessStartError, type OutputStream } from "./benchmark-process.js";
+import { isAlive, until, waitGone, writeScript } from "./test-processes.js";
+
+const tempDir = useTempDir(afterEach, "kitt-runner-proc-");
+
+function collector() {
+  const lines: { line: string; stream: OutputStream }[] = [];
+  return { lines, onLine: (line: string, stream: OutputStream) => lines.push({ line, stream }) };
+}
+
+describe("BenchmarkProcess", () => {
+  it("captures stdout and stderr line by line with the arguments passed verbatim", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "bench", 'for a in "$@"; do echo "arg:$a"; done\necho "to stderr" >&2\nprintf "p 1%%\\rp 2%%\\rdone"');
+    const out = collector();
+    const proc = await BenchmarkProcess.start({ command: script, args: ["run", "-m", "/m/a b; rm -rf /", "$(id)"], onLine: out.onLine });
+    const outcome = await proc.done;
+    expect(outcome).toEqual({ exitCode: 0, signal: null, stoppedBy: undefined, killed: false });
+    expect(out.lines.filter((l) => l.stream === "stdout").map((l) => l.line)).toEqual([
+      "arg:run",
+      "arg:-m",
+      "arg:/m/a b; rm -rf /",
+      "arg:$(id)",
+      "p 1%",
+      "p 2%",
+      "done",
+    ]);
+    expect(out.lines).toContainEqual({ line: "to stderr", stream: "stderr" });
+  });
+
+  it("reports the exit code and the signal", async () => {
+    const dir = await tempDir();
+    const fail = await writeScript(dir, "fail", "exit 3");
+    const outcome = await (await BenchmarkProcess.start({ command: fail, args: [], onLine: () => {} })).done;
+    expect(outcome.exitCode).toBe(3);
+    expect(describeExit(outcome)).toBe("Exit 3");
+    const segv = await writeScript(dir, "segv", "kill -SEGV $$");
+    const killed = await (await BenchmarkProcess.start({ command: segv, args: [], onLine: () => {} })).done;
+    expect(killed.signal).toBe("SIGSEGV");
+    expect(describeExit(killed)).toBe("Killed by SIGSEGV");
+  });
+
+  it("refuses to start a missing or non-executable command with a clear error", async () => {
+    const dir = await tempDir();
+    await expect(BenchmarkProcess.start({ command: `${dir}/nope`, args: [], onLine: () => {} })).rejects.toThrow(
+      new ProcessStartError(`${dir}/nope`, "no such file"),
+    );
+    const notExec = `${dir}/plain`;
+    await writeScript(dir, "plain", "echo hi").then(async (p) => (await import("node:fs/promises")).chmod(p, 0o644));
+    await expect(BenchmarkProcess.start({ command: notExec, args: [], onLine: () => {} })).rejects.toThrow(/permission denied/);
+  });
+
+  it("stop() kills the whole group: child and grandchild are gone (checked in /proc)", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "bench", 'sleep 1000 &\necho "grandchild $!"\necho ready\nwait');
+    const out = collector();
+    const proc = await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, killGraceMs: 5000 });
+    await until(() => out.lines.some((l) => l.line === "ready"), "ready line");
+    const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
+    expect(await isAlive(proc.pid)).toBe(true);
+    expect(await isAlive(grandchild)).toBe(true);
+    proc.stop("cancel");
+    const outcome = await proc.done;
+    expect(outcome).toMatchObject({ signal: "SIGTERM", stoppedBy: "cancel", killed: false });
+    expect(await waitGone(proc.pid)).toBe(true);
+    expect(await waitGone(grandchild)).toBe(true);
+  });
+
+  it("escalates to SIGKILL after the grace period when SIGTERM is ignored", async () => {
+    const dir = await tempDir();
+    // An ignored signal stays ignored across fork/exec: the grandchild ignores TERM too.
+    const script = await writeScript(dir, "stubborn", "trap '' TERM\nsleep 1000 &\necho \"grandchild $!\"\nwait\nwait");
+    const out = collector();
+    const proc = await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, killGraceMs: 150 });
+    await until(() => out.lines.length > 0, "grandchild line");
+    const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
+    proc.stop();
+    const outcome = await proc.done;
+    expect(outcome).toMatchObject({ signal: "SIGKILL", killed: true, stoppedBy: "cancel" });
+    expect(await waitGone(grandchild)).toBe(true);
+  });
+
+  it("kills leftovers when the benchmark exits on its own", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "leaky", 'sleep 1000 >/dev/null 2>&1 &\necho "grandchild $!"\nexit 0');
+    const out = collector();
+    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine })).done;
+    expect(outcome.exitCode).toBe(0);
+    const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
+    expect(grandchild).toBeGreaterThan(0);
+    expect(await waitGone(grandchild)).toBe(true);
+  });
+
+  it("stops a run that exceeds its timeout", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "slow", "exec sleep 1000");
+    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: () => {}, timeoutMs: 100 })).done;
+    expect(outcome).toMatchObject({ stoppedBy: "timeout", signal: "SIGTERM" });
+  });
+
+  it("never blocks the child's stdout: 100,000 lines arrive complete and in order", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "flood", "seq 1 100000");
+    let count = 0;
+    let inOrder = true;
+    const outcome = await (
+      await BenchmarkProcess.start({
+        command: script,
+        args: [],
+        onLine: (line) => {
+          count++;
+          if (line !== String(count)) inOrder = false;
+        },
+      })
+    ).done;
+    expect(outcome.exitCode).toBe(0);
+    expect(count).toBe(100_000);
+    expect(inOrder).toBe(true);
+  });
+});

@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from "node:child_process";
+
+import { KittError } from "@kitt/protocol";
+
+import { LineSplitter } from "./line-splitter.js";
+
+export const DEFAULT_KILL_GRACE_MS = 10_000;
+/** After the benchmark exits, how long its pipes may stay open (held by leftovers) before they are cut. */
+const PIPE_DRAIN_MS = 5_000;
+
+export type OutputStream = "stdout" | "stderr";
+export type StopReason = "cancel" | "timeout";
+
+export interface ProcessOptions {
+  /** Executable (a resolved path is best: see findExecutable). */
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Called for every line of stdout and stderr, in the order read; must not block. */
+  onLine: (line: string, stream: OutputStream) => void;
+  /** SIGTERM -> SIGKILL delay when stopping (default 10 s). */
+  killGraceMs?: number;
+  /** The whole run is stopped after this long (default: no limit). */
+  timeoutMs?: number;
+  maxLineChars?: number;
+}
+
+export interface ProcessOutcome {
+  /** The benchmark's exit code, or null when a signal ended it. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the agent stopped it (cancel or timeout) rather than it ending on its own. */
+  stoppedBy: StopReason | undefined;
+  /** True when SIGTERM was not enough and the group got SIGKILL. */
+  killed: boolean;
+}
+
+/** The benchmark could not be started at all (missing, not executable, bad arguments). */
+export class ProcessStartError extends KittError {
+  constructor(command: string, detail: string, cause?: unknown) {
+    super(`cannot start ${JSON.stringify(command)}: ${detail}`, { code: "SPAWN_FAILED", cause });
+  }
+}
+
+/**
+ * A benchmark run as the leader of its own process group, so that stopping
+ * it reaches everything it started (engines, servers, helper shells): the
+ * group gets SIGTERM, then SIGKILL after a grace period. When the leader
+ * exits, whatever it left behind in its group is killed too: a stray engine
+ * must not hold the GPU for the next job. (A grandchild that calls setsid()
+ * leaves the group and is out of reach; that needs cgroups.)
+ *
+ * stdout and stderr are read as fast as they come and never paused, so a
+ * slow consumer can never block the benchmark's writes.
+ */
+export class BenchmarkProcess {
+  readonly pid: number;
+  readonly done: Promise<ProcessOutcome>;
+  private readonly child: ChildProcess;
+  private readonly graceMs: number;
+  private stoppedBy: StopReason | undefined;
+  private killed = false;
+  private exited = false;
+  private killTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+
+  private constructor(child: ChildProcess, options: ProcessOptions) {
+    this.child = child;
+    this.pid = child.pid as number;
+    this.graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.done = this.watch(options);
+    if (options.timeoutMs !== undefined) {
+      this.timeoutTimer = setTimeout(() => this.stop("timeout"), options.timeoutMs);
+    }
+  }
+
+  /** Starts the process; rejects with ProcessStartError when it cannot run. */
+  static async start(options: ProcessOptions): Promise<BenchmarkProcess> {
+    let child: ChildProcess;
+    try {
+      child = spawn(options.command, [...options.args], {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        shell: false,
+      });
+    } catch (err) {
+      throw new ProcessStartError(options.command, err instanceof Error ? err.message : String(err), err);
+    }
+    if (child.pid === undefined) {
+      // spawn reports ENOENT/EACCES asynchronously, with no pid.
+      const err = await new Promise<Error>((resolve) => child.once("error", resolve));
+      const code = (err as NodeJS.ErrnoException).code;
+      const detail = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : err.message;
+      throw new ProcessStartError(options.command, detail, err);
+    }
+    return new BenchmarkProcess(child, options);
+  }
+
+  /** SIGTERM to the whole group now, SIGKILL after the grace period. Idempotent. */
+  stop(reason: StopReason = "cancel"): void {
+    if (this.exited || this.stoppedBy !== undefined) return;
+    this.stoppedBy = reason;
+    this.signalGroup("SIGTERM");
+    this.killTimer = setTimeout(() => {
+      this.killed = true;
+      this.signalGroup("SIGKILL");
+    }, this.graceMs);
+  }
+
+  private signalGroup(signal: NodeJS.Signals): boolean {
+    try {
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      // ESRCH: the group is already gone.
+      return false;
+    }
+  }
+
+  private async watch(options: ProcessOptions): Promise<ProcessOutcome> {
+    const child = this.child;
+    // After a successful spawn, 'error' only reports a failed kill(); the exit still comes.
+    child.on("error", () => {});
+    const streams: [NodeJS.ReadableStream, OutputStream][] = [];
+    if (child.stdout) streams.push([child.stdout, "stdout"]);
+    if (child.stderr) streams.push([child.stderr, "stderr"]);
+    const closed = streams.map(
+      ([stream, name]) =>
+        new Promise<void>((resolve) => {
+          const splitter = new LineSplitter((line) => options.onLine(line, name), { maxLineChars: options.maxLineChars });
+          stream.on("data", (chunk: Buffer) => splitter.push(chunk));
+          const finish = () => {
+            splitter.end();
+            resolve();
+          };
+          stream.once("end", finish);
+          stream.once("error", finish);
+        }),
+    );
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+    this.exited = true;
+    clearTimeout(this.timeoutTimer);
+    clearTimeout(this.killTimer);
+    // Leftovers of the group (background helpers, grandchildren) go with the leader.
+    this.signalGroup("SIGKILL");
+    let drainTimer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.all(closed).then(() => true),
+      new Promise<boolean>((resolve) => {
+        drainTimer = setTimeout(() => resolve(false), PIPE_DRAIN_MS);
+      }),
+    ]);
+    clearTimeout(drainTimer);
+    if (!drained) {
+      // Someone outside the group (setsid) still holds the pipes: stop reading them.
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }
+    return { exitCode: exit.code, signal: exit.signal, stoppedBy: this.stoppedBy, killed: this.killed };
+  }
+}
+
+/** `Exit 3`, `Killed by SIGSEGV`: the error text of a failed run. */
+export function describeExit(outcome: Pick<ProcessOutcome, "exitCode" | "signal">): string {
+  if (outcome.signal !== null) return `Killed by ${outcome.signal}`;
+  return `Exit ${outcome.exitCode ?? "unknown"}`;
+}
+

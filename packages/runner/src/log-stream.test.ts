@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+
+import { LogStream, type LogEvent } from "./log-stream.js";
+
+async function drain<E>(iter: AsyncIterable<LogEvent<E>>): Promise<LogEvent<E>[]> {
+  const out: LogEvent<E>[] = [];
+  for await (const e of iter) out.push(e);
+  return out;
+}
+
+function lines(events: LogEvent[]): string[] {
+  return events.flatMap((e) => (e.type === "line" ? [e.line] : e.type === "dropped" ? [`<dropped ${e.count}>`] : []));
+}
+
+describe("LogStream", () => {
+  it("numbers lines 1, 2, 3 and keeps only the last N in the ring", () => {
+    const stream = new LogStream(3);
+    for (let i = 1; i <= 5; i++) stream.append(`l${i}`);
+    expect(stream.lastSeq).toBe(5);
+    expect(stream.buffered()).toEqual([
+      { seq: 3, line: "l3" },
+      { seq: 4, line: "l4" },
+      { seq: 5, line: "l5" },
+    ]);
+    expect(stream.buffered(4)).toEqual([{ seq: 5, line: "l5" }]);
+  });
+
+  it("gives a late subscriber the buffer (and how many it missed), then live lines, then the end", async () => {
+    const stream = new LogStream<{ status: string }>(3);
+    for (let i = 1; i <= 5; i++) stream.append(`l${i}`);
+    const sub = stream.subscribe();
+    const done = drain(sub);
+    stream.append("l6");
+    stream.end({ status: "completed" });
+    const events = await done;
+    expect(events).toEqual([
+      { type: "dropped", count: 2 },
+      { type: "line", seq: 3, line: "l3" },
+      { type: "line", seq: 4, line: "l4" },
+      { type: "line", seq: 5, line: "l5" },
+      { type: "line", seq: 6, line: "l6" },
+      { type: "end", info: { status: "completed" } },
+    ]);
+    expect(stream.subscriberCount).toBe(0);
+  });
+
+  it("resumes after a Last-Event-ID and replays an ended stream", async () => {
+    const stream = new LogStream(10);
+    for (let i = 1; i <= 4; i++) stream.append(`l${i}`);
+    stream.end("bye");
+    expect(lines(await drain(stream.subscribe({ afterSeq: 2 })))).toEqual(["l3", "l4"]);
+    const all = await drain(stream.subscribe());
+    expect(all.at(-1)).toEqual({ type: "end", info: "bye" });
+    expect(await drain(stream.subscribe({ liveOnly: true }))).toEqual([{ type: "end", info: "bye" }]);
+  });
+
+  it("a slow subscriber loses lines, is told how many, and does not hold back a fast one", async () => {
+    const stream = new LogStream(1000);
+    const slow = stream.subscribe({ maxQueue: 10 });
+    const fast = stream.subscribe({ maxQueue: 10 });
+    const fastLines: string[] = [];
+    const fastDone = (async () => {
+      for await (const e of fast) if (e.type === "line") fastLines.push(e.line);
+    })();
+    // The fast reader gets a turn of the event loop after every line; the slow one never reads.
+    for (let i = 1; i <= 100; i++) {
+      stream.append(`l${i}`);
+      await new Promise((r) => setImmediate(r));
+    }
+    stream.end(null);
+    await fastDone;
+    expect(fastLines).toHaveLength(100);
+    expect(fast.dropped).toBe(0);
+
+    const slowEvents = await drain(slow);
+    expect(lines(slowEvents)).toEqual([...Array.from({ length: 10 }, (_, i) => `l${i + 1}`), "<dropped 90>"]);
+    expect(slow.dropped).toBe(90);
+    expect(slowEvents.at(-1)?.type).toBe("end");
+  });
+
+  it("reports a gap where it happened when the reader catches up mid-stream", async () => {
+    const stream = new LogStream(100);
+    const sub = stream.subscribe({ maxQueue: 2 });
+    for (const l of ["a", "b", "c", "d"]) stream.append(l);
+    expect(await sub.next()).toMatchObject({ line: "a" });
+    expect(await sub.next()).toMatchObject({ line: "b" });
+    stream.append("e");
+    stream.end(0);
+    expect(lines(await drain(sub))).toEqual(["<dropped 2>", "e"]);
+  });
+
+  it("close() ends a pending next() and detaches the subscriber", async () => {
+    const stream = new LogStream();
+    const sub = stream.subscribe();
+    const pending = sub.next();
+    expect(stream.subscriberCount).toBe(1);
+    sub.close();
+    expect(await pending).toBeUndefined();
+    expect(stream.subscriberCount).toBe(0);
+    stream.append("after close");
+    expect(await sub.next()).toBeUndefined();
+  });
+
+  it("caps a replay by the subscriber's queue, keeping the newest lines", async () => {
+    const stream = new LogStream(100);
+    for (let i = 1; i <= 50; i++) stream.append(`l${i}`);
+    stream.end(0);
+    expect(lines(await drain(stream.subscribe({ maxQueue: 3 })))).toEqual(["<dropped 47>", "l48", "l49", "l50"]);
+  });
+});
