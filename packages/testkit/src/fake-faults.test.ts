@@ -172,3 +172,23 @@ describe("onRequest", () => {
     }
   });
 });
+
+describe("waitFor", () => {
+  it("resolves when a request makes the condition true, without polling", async () => {
+    const waiting = server.waitFor(() => server.heartbeats.length === 1);
+    await call(server, "POST", "/api/v1/agents/gpu-01/heartbeat", { json: {}, token: "tok-1" });
+    await waiting;
+    expect(server.heartbeats).toHaveLength(1);
+  });
+
+  it("rejects after its timeout and when the condition throws", async () => {
+    await expect(server.waitFor(() => false, 20)).rejects.toThrow("condition not met within 20 ms");
+    const throwing = server.waitFor(() => {
+      if (server.requests.length > 0) throw new Error("boom");
+      return false;
+    });
+    const rejected = expect(throwing).rejects.toThrow("boom");
+    await health();
+    await rejected;
+  });
+});

@@ -258,6 +258,31 @@ export class FakeKittServer {
     return this.store.dispatched;
   }
 
+  /**
+   * Resolves once `condition` holds, re-checking after every request the server
+   * finishes (or drops): e.g. `await server.waitFor(() => server.heartbeats.length >= 2)`.
+   * Event-driven, so tests need no sleeps; rejects after timeoutMs.
+   */
+  waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const finish = (error?: Error): void => {
+        clearTimeout(timer);
+        unsubscribe();
+        if (error) reject(error);
+        else resolve();
+      };
+      const timer = setTimeout(() => finish(new Error(`fake KITT server: condition not met within ${timeoutMs} ms`)), timeoutMs);
+      const unsubscribe = this.store.subscribe(() => {
+        try {
+          if (condition()) finish();
+        } catch (error) {
+          finish(error as Error);
+        }
+      });
+    });
+  }
+
   /** Forgets recorded requests/registrations/heartbeats/results (state such as tests is kept). */
   clearRecords(): void {
     for (const list of [this.store.requests, this.store.registrations, this.store.heartbeats, this.store.results]) {

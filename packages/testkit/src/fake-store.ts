@@ -68,6 +68,7 @@ export class FakeStore {
   private readonly logs = new Map<string, LogLine[]>();
   private readonly statusLog = new Map<string, RecordedStatus[]>();
   private seq = 0;
+  private readonly listeners = new Set<() => void>();
   agentPackage: { data: Buffer; filename: string };
 
   constructor(private readonly now: () => Date) {
@@ -75,6 +76,16 @@ export class FakeStore {
       data: gzipSync(Buffer.from("kitt-agent fake package\n")),
       filename: "kitt-agent-0.0.0-fake.tar.gz",
     };
+  }
+
+  /** Called by the app after every response (or dropped connection), so waiters can re-check. */
+  notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   timestamp(): string {
