@@ -1,0 +1,166 @@
+import express, { type NextFunction, type Request, type Response } from "express";
+
+import { type CommandRequest, type Logger, ProtocolError, isSafeId, parseCommandRequest, silentLogger } from "@kitt/protocol";
+
+import { bearerAuth } from "./auth.js";
+import type { JobInfo, JobsApi } from "./jobs-api.js";
+import { streamLogs } from "./sse.js";
+
+export interface StorageUsage {
+  used_gb: number;
+  free_gb: number;
+  model_count: number;
+}
+
+export interface ApiDeps {
+  name: string;
+  token: string;
+  jobs: JobsApi;
+  storageUsage(): Promise<StorageUsage>;
+  /** Extra fields for /api/status (heartbeat state, agent id, version...). */
+  statusExtras?(): Record<string, unknown>;
+  /** Prometheus text for /metrics. */
+  metrics(): Promise<string> | string;
+  logger?: Logger;
+  /** Largest accepted JSON body (default 1 MiB). */
+  bodyLimitBytes?: number;
+  /** SSE keepalive comment period (default 15 s). */
+  keepaliveMs?: number;
+  /** False while shutting down: new jobs are refused with 503. */
+  accepting?(): boolean;
+}
+
+const CANCEL_TYPES = new Set(["cancel", "stop"]);
+
+function bodyError(res: Response, status: number, error: string): void {
+  res.status(status).json({ error });
+}
+
+/** Reads `payload.command_id` / `payload.test_id` for cancel and status requests. */
+function targetOf(cmd: CommandRequest): { commandId?: string; testId?: string } | string {
+  const p = cmd.payload;
+  const commandId = p.command_id;
+  const testId = p.test_id;
+  if (commandId === undefined && testId === undefined) return "payload.command_id or payload.test_id is required";
+  if (commandId !== undefined && !isSafeId(commandId)) return "payload.command_id must be 1-64 letters, digits, '_' or '-'";
+  if (testId !== undefined && !isSafeId(testId)) return "payload.test_id must be 1-64 letters, digits, '_' or '-'";
+  return { ...(commandId !== undefined ? { commandId: commandId as string } : {}), ...(testId !== undefined ? { testId: testId as string } : {}) };
+}
+
+/**
+ * The agent's own HTTP API (kitt-protocol.md section 3), compatible with the
+ * original agent's routes, plus /api/health and /metrics.
+ */
+export function createApiApp(deps: ApiDeps): express.Express {
+  const logger = deps.logger ?? silentLogger;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  let activeStreams = 0;
+
+  app.get("/api/health", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  app.use(bearerAuth(deps.token));
+  app.use(express.json({ limit: deps.bodyLimitBytes ?? 1024 * 1024, strict: true, type: ["application/json", "application/*+json"] }));
+
+  app.post("/api/commands", async (req, res) => {
+    if (!req.is("application/json") || req.body === undefined || req.body === null || typeof req.body !== "object" || Array.isArray(req.body)) {
+      bodyError(res, 400, "body must be a JSON object sent with Content-Type: application/json");
+      return;
+    }
+    let cmd: CommandRequest;
+    try {
+      cmd = parseCommandRequest(req.body);
+    } catch (err) {
+      bodyError(res, 400, err instanceof ProtocolError ? err.message : "invalid command");
+      return;
+    }
+    if (CANCEL_TYPES.has(cmd.type) || cmd.type === "status") {
+      const target = targetOf(cmd);
+      if (typeof target === "string") {
+        bodyError(res, 400, target);
+        return;
+      }
+      if (cmd.type === "status") {
+        const job = target.commandId !== undefined ? deps.jobs.get(target.commandId) : undefined;
+        if (job === undefined) bodyError(res, 404, "no such job");
+        else res.json(job);
+        return;
+      }
+      const job: JobInfo | undefined = await deps.jobs.cancel(target);
+      if (job === undefined) {
+        bodyError(res, 404, "no such job");
+        return;
+      }
+      logger.info(`cancel requested for ${job.command_id} (test ${job.test_id})`);
+      res.status(202).json({ accepted: true, command_id: cmd.command_id, cancelled: job.command_id, state: job.state });
+      return;
+    }
+    if (deps.accepting !== undefined && !deps.accepting()) {
+      bodyError(res, 503, "agent is shutting down");
+      return;
+    }
+    const result = await deps.jobs.submit(cmd);
+    if (!result.ok) {
+      bodyError(res, result.status, result.error);
+      return;
+    }
+    res.status(202).json({ accepted: true, command_id: cmd.command_id });
+  });
+
+  app.get("/api/logs/:commandId", async (req, res) => {
+    const commandId = String(req.params.commandId);
+    if (!isSafeId(commandId)) {
+      bodyError(res, 400, "command id must be 1-64 letters, digits, '_' or '-'");
+      return;
+    }
+    await streamLogs(req, res, deps.jobs, commandId, {
+      keepaliveMs: deps.keepaliveMs ?? 15_000,
+      onOpen: () => activeStreams++,
+      onClose: () => activeStreams--,
+    });
+  });
+
+  app.get("/api/status", async (_req, res) => {
+    const jobs = deps.jobs.snapshot();
+    let storage: StorageUsage;
+    try {
+      storage = await deps.storageUsage();
+    } catch (err) {
+      logger.warn(`storage usage unavailable: ${(err as Error).message}`);
+      storage = { used_gb: 0, free_gb: 0, model_count: 0 };
+    }
+    res.json({
+      name: deps.name,
+      running: jobs.running.length > 0,
+      active_containers: 0,
+      active_streams: activeStreams,
+      storage,
+      jobs,
+      ...(deps.statusExtras?.() ?? {}),
+    });
+  });
+
+  app.get("/metrics", async (_req, res) => {
+    res.type("text/plain; version=0.0.4; charset=utf-8").send(await deps.metrics());
+  });
+
+  app.use((_req: Request, res: Response) => {
+    bodyError(res, 404, "not found");
+  });
+
+  // Body-parser and route errors become one JSON line, never a stack trace.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === "entity.too.large") bodyError(res, 413, "request body too large");
+    else if (e.type === "entity.parse.failed") bodyError(res, 400, "body is not valid JSON");
+    else if (typeof e.status === "number" && e.status >= 400 && e.status < 500) bodyError(res, e.status, e.message ?? "bad request");
+    else {
+      logger.error(`local API error: ${e.message ?? String(err)}`);
+      bodyError(res, 500, "internal error");
+    }
+  });
+  return app;
+}

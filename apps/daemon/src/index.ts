@@ -1,0 +1,4 @@
+export * from "./api-app.js";
+export * from "./auth.js";
+export * from "./jobs-api.js";
+export * from "./metrics.js";

@@ -1,0 +1,33 @@
+import type { CommandRequest } from "@kitt/protocol";
+import type { LogStream } from "@kitt/runner";
+
+/** What the local API needs from the job runner (the composition root adapts @kitt/runner to it). */
+export type JobState = "queued" | "running" | "completed" | "failed";
+
+export interface JobInfo {
+  command_id: string;
+  test_id: string;
+  type: string;
+  state: JobState;
+  error?: string;
+  created_at?: string;
+  started_at?: string;
+  finished_at?: string;
+}
+
+/** The `end` event of a job's log stream. */
+export interface JobEnd {
+  status: "completed" | "failed";
+  error?: string;
+}
+
+export type SubmitResult = { ok: true } | { ok: false; status: number; error: string };
+
+export interface JobsApi {
+  submit(command: CommandRequest): SubmitResult | Promise<SubmitResult>;
+  /** Cancels by command id or test id; undefined when no such job is known. */
+  cancel(target: { commandId?: string; testId?: string }): JobInfo | undefined | Promise<JobInfo | undefined>;
+  get(commandId: string): JobInfo | undefined;
+  logs(commandId: string): LogStream<JobEnd> | undefined;
+  snapshot(): { running: JobInfo[]; queued: JobInfo[] };
+}
