@@ -52,7 +52,8 @@ export const runCommand: CommandRunner = (command, args, options) =>
     const err: Buffer[] = [];
     let outBytes = 0;
     let errBytes = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Assigned after spawn, read by settle() which may run before that.
+    let timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
     const settle = (result: Omit<CommandResult, "commandLine" | "stdout" | "stderr">): void => {
       if (settled) return;

@@ -10,8 +10,8 @@ const MAX_BODY = 64 * 1024;
 function describeTlsError(code: string, host: string): string | undefined {
   switch (code) {
     case "DEPTH_ZERO_SELF_SIGNED_CERT":
-    case "SELF_SIGNED_CERT_IN_CHAIN":
       return "TLS: self-signed certificate (use --insecure or set tls.ca)";
+    case "SELF_SIGNED_CERT_IN_CHAIN":
     case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
     case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
     case "UNABLE_TO_GET_ISSUER_CERT":
@@ -20,6 +20,8 @@ function describeTlsError(code: string, host: string): string | undefined {
       return "TLS: the server certificate has expired";
     case "CERT_NOT_YET_VALID":
       return "TLS: the server certificate is not valid yet (check the clock)";
+    case "INVALID_PURPOSE":
+      return "TLS: the server certificate is not issued for TLS servers (a CA certificate served as the server's?)";
     case "ERR_TLS_CERT_ALTNAME_INVALID":
       return `TLS: the server certificate is not valid for ${host}`;
     case "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED":
@@ -28,18 +30,28 @@ function describeTlsError(code: string, host: string): string | undefined {
     case "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA":
     case "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE":
       return "TLS: the server rejected our client certificate (check tls.cert, tls.key and the server's CA)";
-    case "ERR_SSL_WRONG_VERSION_NUMBER":
-      return "TLS: the server does not speak HTTPS on this port (try http://)";
     default:
       return code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") ? `TLS: ${code}` : undefined;
   }
 }
 
-function describeError(error: NodeJS.ErrnoException, url: URL, timeoutMs: number): string {
+function describeError(error: NodeJS.ErrnoException, url: URL, timeoutMs: number, clientCert: boolean): string {
   const code = error.code ?? "";
   const tls = describeTlsError(code, url.hostname);
   if (tls !== undefined) return tls;
   const where = url.host;
+  if (code === "EPROTO") {
+    return /wrong version number/i.test(error.message)
+      ? "TLS: the server does not speak HTTPS on this port (try http://)"
+      : `TLS: ${error.message}`;
+  }
+  // With TLS 1.3 a server that refuses the client certificate often just
+  // resets the connection after the handshake, without an alert we can read.
+  if (code === "ECONNRESET" && url.protocol === "https:") {
+    return clientCert
+      ? `${where} closed the TLS connection: it may have refused our client certificate (check tls.cert, tls.key and the server's CA)`
+      : `${where} closed the TLS connection: it may require a client certificate (set tls.cert and tls.key)`;
+  }
   switch (code) {
     case "ECONNREFUSED":
       return `connection refused by ${where}`;
@@ -88,6 +100,7 @@ export async function checkServerHealth(
   }
 
   const options: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
+  let clientCert = false;
   if (url.protocol === "https:") {
     const files = {
       ca: await readTlsFile("ca", tls.ca),
@@ -99,6 +112,7 @@ export async function checkServerHealth(
     }
     if (files.ca !== undefined) options.ca = files.ca;
     if (files.cert !== undefined) options.cert = files.cert;
+    clientCert = files.cert !== undefined;
     if (files.key !== undefined) options.key = files.key;
     options.rejectUnauthorized = tls.insecure !== true;
     // A fresh agent per check: a pooled socket could carry another check's TLS settings.
@@ -121,7 +135,7 @@ export async function checkServerHealth(
         size += chunk.length;
         if (size <= MAX_BODY) chunks.push(chunk);
       });
-      response.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs) }));
+      response.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs, clientCert) }));
       response.on("end", () => {
         const status = response.statusCode ?? 0;
         if (status !== 200) {
@@ -142,7 +156,7 @@ export async function checkServerHealth(
         finish({ ok: true, detail: `${url.origin} is healthy${insecure}` });
       });
     });
-    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs) }));
+    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs, clientCert) }));
     const timer = setTimeout(() => {
       finish({ ok: false, detail: `no answer from ${url.host} within ${formatDuration(timeoutMs)}` });
       request.destroy();
