@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { startFakeKittServer, type FakeKittServer, type FakeServerTlsOptions } from "./fake-server.js";
-import type { RequestLogEntry } from "./fake-server-types.js";
+import { startFakeKittServer, type FakeKittServer } from "./fake-server.js";
+import type { FakeServerTlsOptions, RequestLogEntry } from "./fake-server-types.js";
 import { writeTestPki } from "./pki.js";
 
 export interface CliOptions {

@@ -61,6 +61,14 @@ describe("failNext", () => {
     expect((ok.json as { commands: unknown[] }).commands).toHaveLength(1);
   });
 
+  it("adds response headers such as Retry-After", async () => {
+    server.failNext(1, 429, { error: "Too many requests" }, { path: "/api/v1/health", headers: { "Retry-After": "7" } });
+    const res = await health();
+    expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("7");
+    expect((await health()).headers.get("retry-after")).toBeNull();
+  });
+
   it("validates its arguments", () => {
     expect(() => server.failNext(-1, 500)).toThrow(RangeError);
     expect(() => server.failNext(1, 99)).toThrow(RangeError);

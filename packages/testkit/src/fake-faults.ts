@@ -1,8 +1,8 @@
 import type { NextFunction, Request, Response } from "express";
-import type { RecordedRequest, RequestMatch } from "./fake-server-types.js";
+import type { FaultOptions, RecordedRequest, RequestMatch } from "./fake-server-types.js";
 
 type Rule =
-  | { kind: "fail"; remaining: number; match: RequestMatch; status: number; body: unknown }
+  | { kind: "fail"; remaining: number; match: RequestMatch; status: number; body: unknown; headers: Record<string, string> }
   | { kind: "drop"; remaining: number; match: RequestMatch }
   | { kind: "delay"; remaining: number; match: RequestMatch; ms: number };
 
@@ -25,10 +25,11 @@ export class FaultInjector {
   private rules: Rule[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  failNext(n: number, status: number, body: unknown = { error: "Injected failure" }, match: RequestMatch = {}): void {
+  failNext(n: number, status: number, body: unknown = { error: "Injected failure" }, options: FaultOptions = {}): void {
     checkCount(n);
     if (!Number.isInteger(status) || status < 100 || status > 599) throw new RangeError(`status must be 100-599, got ${status}`);
-    this.rules.push({ kind: "fail", remaining: n, match, status, body });
+    const { headers = {}, ...match } = options;
+    this.rules.push({ kind: "fail", remaining: n, match, status, body, headers });
   }
 
   dropNext(n: number, match: RequestMatch = {}): void {
@@ -74,6 +75,7 @@ export class FaultInjector {
           return;
         }
         if (rule.kind === "fail") {
+          res.set(rule.headers);
           if (typeof rule.body === "string" || Buffer.isBuffer(rule.body)) res.status(rule.status).send(rule.body);
           else res.status(rule.status).json(rule.body);
         }

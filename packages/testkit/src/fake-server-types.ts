@@ -93,6 +93,11 @@ export interface RequestMatch {
   path?: string | RegExp;
 }
 
+/** Options of `failNext`: which requests, and extra response headers (e.g. Retry-After). */
+export interface FaultOptions extends RequestMatch {
+  headers?: Record<string, string>;
+}
+
 /** Passed to `onRequest` once a response has finished (or the socket was dropped). */
 export interface RequestLogEntry {
   method: string;
@@ -100,4 +105,43 @@ export interface RequestLogEntry {
   status: number | null;
   durationMs: number;
   fault: "fail" | "drop" | null;
+}
+
+export interface FakeServerTlsOptions {
+  /** PEM server certificate (chain). */
+  cert: string | Buffer;
+  /** PEM private key of the server certificate. */
+  key: string | Buffer;
+  /** PEM CA(s) that client certificates must chain to. */
+  ca: string | Buffer;
+  /** Ask clients for a certificate. Default true. */
+  requestCert?: boolean;
+  /** Reject clients without a valid certificate at the TLS layer. Default: same as requestCert. */
+  rejectUnauthorized?: boolean;
+}
+
+export interface FakeKittServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (an ephemeral port, kept across down()/up()). */
+  port?: number;
+  /** Serve HTTPS (mTLS by default) instead of HTTP. */
+  tls?: FakeServerTlsOptions;
+  /** Agents provisioned up front, each bound to its token. */
+  agents?: Array<{ name: string; token: string }>;
+  /** Admin-token mode: quicktest create/logs/status demand this token instead of agent tokens. */
+  adminToken?: string;
+  /** Clock for created_at/started_at/completed_at. */
+  now?: () => Date;
+  /** Called once per request when its response finished (status null: the connection was dropped). */
+  onRequest?: (entry: RequestLogEntry) => void;
+}
+
+/** A public view of an agent: what a test needs to know about it. */
+export interface FakeAgent {
+  id: string;
+  name: string;
+  token: string | null;
+  registration: Record<string, unknown> | null;
+  settings: Record<string, string>;
 }

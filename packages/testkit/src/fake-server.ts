@@ -6,56 +6,19 @@ import { FaultInjector } from "./fake-faults.js";
 import type {
   AgentRecord,
   Command,
+  FakeAgent,
+  FakeKittServerOptions,
+  FaultOptions,
   LogLine,
   RecordedHeartbeat,
   RecordedRegistration,
   RecordedRequest,
   RecordedResult,
   RecordedStatus,
-  RequestLogEntry,
   RequestMatch,
   TestRow,
 } from "./fake-server-types.js";
 import { FakeStore, type QueueTestInput } from "./fake-store.js";
-
-export interface FakeServerTlsOptions {
-  /** PEM server certificate (chain). */
-  cert: string | Buffer;
-  /** PEM private key of the server certificate. */
-  key: string | Buffer;
-  /** PEM CA(s) that client certificates must chain to. */
-  ca: string | Buffer;
-  /** Ask clients for a certificate. Default true. */
-  requestCert?: boolean;
-  /** Reject clients without a valid certificate at the TLS layer. Default: same as requestCert. */
-  rejectUnauthorized?: boolean;
-}
-
-export interface FakeKittServerOptions {
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 0 (an ephemeral port, kept across down()/up()). */
-  port?: number;
-  /** Serve HTTPS (mTLS by default) instead of HTTP. */
-  tls?: FakeServerTlsOptions;
-  /** Agents provisioned up front, each bound to its token. */
-  agents?: Array<{ name: string; token: string }>;
-  /** Admin-token mode: quicktest create/logs/status demand this token instead of agent tokens. */
-  adminToken?: string;
-  /** Clock for created_at/started_at/completed_at. */
-  now?: () => Date;
-  /** Called once per request when its response finished (status null: the connection was dropped). */
-  onRequest?: (entry: RequestLogEntry) => void;
-}
-
-/** A public view of an agent: what a test needs to know about it. */
-export interface FakeAgent {
-  id: string;
-  name: string;
-  token: string | null;
-  registration: Record<string, unknown> | null;
-  settings: Record<string, string>;
-}
 
 function viewAgent(agent: AgentRecord): FakeAgent {
   return {
@@ -292,9 +255,12 @@ export class FakeKittServer {
 
   // --- fault injection -------------------------------------------------------------
 
-  /** Answers the next n matching requests with `status` and `body` (JSON unless a string/Buffer). */
-  failNext(n: number, status: number, body?: unknown, match?: RequestMatch): void {
-    this.faults.failNext(n, status, body, match);
+  /**
+   * Answers the next n matching requests with `status` and `body` (JSON unless a
+   * string/Buffer) without running the route; `options.headers` adds response headers.
+   */
+  failNext(n: number, status: number, body?: unknown, options?: FaultOptions): void {
+    this.faults.failNext(n, status, body, options);
   }
 
   /** Destroys the socket of the next n matching requests without answering. */

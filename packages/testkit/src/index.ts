@@ -1,7 +1,10 @@
 export { startFakeKittServer, FakeKittServer } from "./fake-server.js";
-export type { FakeKittServerOptions, FakeServerTlsOptions, FakeAgent } from "./fake-server.js";
 export type {
   Command,
+  FakeAgent,
+  FakeKittServerOptions,
+  FakeServerTlsOptions,
+  FaultOptions,
   LogLine,
   RecordedHeartbeat,
   RecordedRegistration,
