@@ -31,6 +31,8 @@ export class ModelStore {
   private readonly uses = new UseRegistry();
   private readonly prepared = new Map<string, Promise<string>>();
   private readonly jobs: StagingJobs;
+  /** Last-use stamps in flight; eviction and usage wait for them so LRU order is exact. */
+  private readonly touches = new Set<Promise<void>>();
 
   private constructor(settings: StorageSettingsInput, options: ModelStoreOptions) {
     this.deps = resolveDeps(options);
@@ -39,6 +41,7 @@ export class ModelStore {
       deps: this.deps,
       uses: this.uses,
       lease: (dir, entry, how) => this.lease(dir, entry, how),
+      settle: () => this.settle(),
       evict: async (storage, dir) => (await cleanupIn(this.uses, storage, dir, "evict", this.deps.logger)) !== undefined,
     });
   }
@@ -86,7 +89,13 @@ export class ModelStore {
 
   private touch(dir: string): void {
     const t = new Date(this.deps.now());
-    utimes(path.join(dir, MANIFEST_NAME), t, t).catch(() => {});
+    const p = utimes(path.join(dir, MANIFEST_NAME), t, t).catch(() => {});
+    this.touches.add(p);
+    void p.finally(() => this.touches.delete(p));
+  }
+
+  private async settle(): Promise<void> {
+    await Promise.all([...this.touches]);
   }
 
   private lease(dir: string, entry: string, how: ResolvedHow): ResolvedModel | undefined {
@@ -280,12 +289,14 @@ export class ModelStore {
   /** Remove every staged model no job uses, and staging leftovers (`cleanup_storage` with `__cleanup__`). */
   async cleanupAll(): Promise<CleanupAllResult> {
     const storage = await this.prepare(this.current.modelStorageDir);
+    await this.settle();
     return cleanupAllIn(this.uses, storage, this.deps.logger);
   }
 
   /** Space used and free, and each staged model with its size and last use. */
   async usage(): Promise<StorageUsage> {
     const storage = await this.prepare(this.current.modelStorageDir);
+    await this.settle();
     return usageOf(this.uses, storage, this.deps.freeSpace);
   }
 }

@@ -58,7 +58,10 @@ export const runCommand: RunCommand = (command, args, options) =>
 export function describeFailure(command: string, args: readonly string[], result: CommandResult, timeoutMs: number): string {
   const line = [command, ...args].join(" ");
   if (result.startError !== undefined) return `\`${line}\` could not start: ${result.startError}`;
-  if (result.timedOut) return `\`${line}\` timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (result.timedOut) {
+    const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
+    return `\`${line}\` timed out after ${limit}`;
+  }
   const err = result.stderr.trim().split("\n").filter((l) => l.trim() !== "").join(" | ");
   return `\`${line}\` exited with ${result.code ?? "a signal"}${err === "" ? "" : `: ${err}`}`;
 }

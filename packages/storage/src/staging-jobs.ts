@@ -48,6 +48,8 @@ export interface StagingContext {
   uses: UseRegistry;
   /** Lease a complete model in storage, or undefined if it is being removed. */
   lease: (modelDir: string, entry: string, how: ResolvedHow) => ResolvedModel | undefined;
+  /** Wait for pending last-use stamps. */
+  settle: () => Promise<void>;
   /** Remove an unused staged model from `storage` for space; false when busy. */
   evict: (storage: string, modelDir: string) => Promise<boolean>;
 }
@@ -64,6 +66,8 @@ interface Job {
   dest: string;
   waiters: Set<Waiter>;
   controller: AbortController;
+  /** Settles when the job has finished, its staging dir removed or renamed into place. */
+  finished: Promise<void>;
 }
 
 function matchesTree(m: Manifest, tree: SourceTree): boolean {
@@ -106,7 +110,7 @@ export class StagingJobs {
     let job = this.jobs.get(dest);
     const joined = job !== undefined;
     if (job === undefined) {
-      job = { dest, waiters: new Set(), controller: new AbortController() };
+      job = { dest, waiters: new Set(), controller: new AbortController(), finished: Promise.resolve() };
       this.jobs.set(dest, job);
     }
     const current = job;
@@ -118,15 +122,18 @@ export class StagingJobs {
       const leave = (): void => {
         waiter.detach();
         if (!current.waiters.delete(waiter)) return;
-        reject(new StorageError("STAGING_CANCELLED", `staging of ${path.basename(dest)} was cancelled`));
-        if (current.waiters.size === 0) current.controller.abort();
+        const err = new StorageError("STAGING_CANCELLED", `staging of ${path.basename(dest)} was cancelled`);
+        if (current.waiters.size > 0) return reject(err);
+        // The last one out stops the copy and returns once its staging dir is gone.
+        current.controller.abort();
+        void current.finished.then(() => reject(err));
       };
       if (signal.aborted) return leave();
       signal.addEventListener("abort", leave, { once: true });
       waiter.detach = () => signal.removeEventListener("abort", leave);
     });
     if (joined) opts.onLog?.(`Waiting for the copy of ${path.basename(dest)} already in progress`);
-    else void this.run(current, req);
+    else current.finished = this.run(current, req);
     return result;
   }
 
@@ -185,6 +192,7 @@ export class StagingJobs {
     const plan = await planCopy(tree, job.dest);
     const reused = plan.reuse.length > 0 ? `, ${plan.reuse.length} unchanged file(s) kept` : "";
     log(`Staging ${model} from ${req.match.source}: ${plan.copy.length} file(s), ${gb(plan.bytesToCopy)} to copy${reused}`);
+    await this.ctx.settle();
     await ensureSpace({
       model,
       dir: req.storage,

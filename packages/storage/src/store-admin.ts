@@ -34,6 +34,8 @@ export interface StorageUsage {
   storage_dir: string;
   used_gb: number;
   free_gb: number;
+  used_bytes: number;
+  free_bytes: number;
   model_count: number;
   models: StagedModelUsage[];
 }
@@ -98,10 +100,14 @@ export async function usageOf(uses: UseRegistry, storage: string, freeSpace: Fre
       };
     }),
   );
+  const used = await treeBytes(storage);
+  const free = await freeSpace(storage);
   return {
     storage_dir: storage,
-    used_gb: toGb(await treeBytes(storage)),
-    free_gb: toGb(await freeSpace(storage)),
+    used_gb: toGb(used),
+    free_gb: toGb(free),
+    used_bytes: used,
+    free_bytes: free,
     model_count: models.length,
     models,
   };
