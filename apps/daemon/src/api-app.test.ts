@@ -146,7 +146,7 @@ describe("local API: POST /api/commands", () => {
     const { url, jobs } = await start();
     expect(await post(url, runTest)).toEqual({ status: 202, body: { accepted: true, command_id: runTest.command_id } });
     expect(jobs.submitted).toHaveLength(1);
-    const status = await (await fetch(`${url}/api/status`, { headers: auth })).json();
+    const status = (await (await fetch(`${url}/api/status`, { headers: auth })).json()) as { running: boolean };
     expect(status.running).toBe(true);
   });
 

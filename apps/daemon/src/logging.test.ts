@@ -1,0 +1,84 @@
+import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+
+import { useTempDir } from "@kitt/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { createAgentLogger } from "./logging.js";
+import { claimPidFile, isAgentProcess, readPid } from "./pid-file.js";
+import { RotatingFile } from "./rotating-file.js";
+
+const tempDir = useTempDir(afterEach);
+
+describe("createAgentLogger", () => {
+  it("writes JSON lines to stdout and the file, with secrets scrubbed", async () => {
+    const dir = await tempDir();
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (c: Buffer) => (text += c.toString()));
+    const log = createAgentLogger({ level: "info", file: join(dir, "logs", "agent.log"), stdout: out, secrets: ["tok-secret-1"] });
+    log.info("registered with tok-secret-1 inside", { token: "tok-secret-1", nested: { note: "x tok-secret-1" } });
+    log.debug("hidden at info level");
+    log.child({ job: "c1" }).warn("child line");
+    log.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: "info", msg: "registered with *** inside", token: "***", nested: { note: "x ***" }, name: "kitt-agent" });
+    expect(lines[1]).toMatchObject({ level: "warn", msg: "child line", job: "c1" });
+    const file = await readFile(join(dir, "logs", "agent.log"), "utf8");
+    expect(file).not.toContain("tok-secret-1");
+    expect(file.trim().split("\n")).toHaveLength(2);
+    expect((await stat(join(dir, "logs", "agent.log"))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("RotatingFile", () => {
+  it("rotates by size and keeps N old files", async () => {
+    const dir = await tempDir();
+    const path = join(dir, "agent.log");
+    const f = new RotatingFile(path, 100, 2);
+    for (let i = 0; i < 10; i++) f.write(`${String(i).repeat(39)}\n`);
+    await new Promise<void>((r) => f.end(r));
+    expect((await readdir(dir)).sort()).toEqual(["agent.log", "agent.log.1", "agent.log.2"]);
+    for (const name of ["agent.log", "agent.log.1", "agent.log.2"]) expect((await stat(join(dir, name))).size).toBeLessThanOrEqual(100);
+    // 40-byte lines, 100-byte files: two lines per file, the oldest generations dropped.
+    expect(await readFile(path, "utf8")).toBe(`${"8".repeat(39)}\n${"9".repeat(39)}\n`);
+    expect(await readFile(`${path}.1`, "utf8")).toBe(`${"6".repeat(39)}\n${"7".repeat(39)}\n`);
+    expect(await readFile(`${path}.2`, "utf8")).toBe(`${"4".repeat(39)}\n${"5".repeat(39)}\n`);
+  });
+});
+
+describe("pid file", () => {
+  it("claims, refuses a live agent, replaces a stale file, releases only its own", async () => {
+    const dir = await tempDir();
+    const path = join(dir, "agent.pid");
+    const release = await claimPidFile(path, { pid: 4242, isAgent: () => false });
+    expect(await readPid(path)).toBe(4242);
+    await expect(claimPidFile(path, { pid: 5000, isAgent: (p) => p === 4242 })).rejects.toThrow(
+      `kitt-agent is already running (pid 4242, ${path}); stop it first with kitt-agent stop`,
+    );
+    // Stale: the pid is not an agent any more.
+    const release2 = await claimPidFile(path, { pid: 5000, isAgent: () => false });
+    await release();
+    expect(await readPid(path)).toBe(5000);
+    await release2();
+    expect(await readPid(path)).toBeUndefined();
+  });
+
+  it("garbage in the pid file counts as stale", async () => {
+    const dir = await tempDir();
+    const path = join(dir, "agent.pid");
+    await writeFile(path, "not a pid");
+    await claimPidFile(path, { pid: 7 });
+    expect(await readPid(path)).toBe(7);
+  });
+
+  it("isAgentProcess looks at the real /proc", () => {
+    expect(isAgentProcess(process.pid, ["vitest", "node"])).toBe(true);
+    expect(isAgentProcess(process.pid, ["definitely-not-this"])).toBe(false);
+    expect(isAgentProcess(2 ** 30)).toBe(false);
+    expect(isAgentProcess(-1)).toBe(false);
+  });
+});

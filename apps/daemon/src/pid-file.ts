@@ -1,0 +1,59 @@
+import { readFileSync } from "node:fs";
+import { open, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+import { KittError } from "@kitt/protocol";
+
+/** True when `pid` is a live process whose command line looks like a kitt-agent. */
+export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "@kitt/daemon", "apps/cli/bin/run.js", "apps/daemon"]): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+    return markers.some((m) => cmdline.includes(m));
+  } catch {
+    return false;
+  }
+}
+
+export async function readPid(path: string): Promise<number | undefined> {
+  try {
+    const n = Number((await readFile(path, "utf8")).trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Claims the pid file for this process: refuses when it names a live agent,
+ * replaces a stale one. Returns a release function that removes the file
+ * only while it still holds our pid.
+ */
+export async function claimPidFile(
+  path: string,
+  options: { pid?: number; isAgent?: (pid: number) => boolean } = {},
+): Promise<() => Promise<void>> {
+  const pid = options.pid ?? process.pid;
+  const isAgent = options.isAgent ?? ((p: number) => isAgentProcess(p));
+  const existing = await readPid(path);
+  if (existing !== undefined && existing !== pid && isAgent(existing)) {
+    throw new KittError(`kitt-agent is already running (pid ${existing}, ${path}); stop it first with kitt-agent stop`, { code: "ALREADY_RUNNING" });
+  }
+  const tmp = join(dirname(path), `.agent.pid.${pid}.tmp`);
+  const fh = await open(tmp, "w", 0o644);
+  try {
+    await fh.writeFile(`${pid}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  return async () => {
+    if ((await readPid(path)) === pid) await rm(path, { force: true });
+  };
+}
