@@ -1,0 +1,261 @@
+import { silentLogger, type Logger, type ResultReport, type ServerCommand, type StatusUpdate } from "@kitt/protocol";
+
+import { DEFAULT_KILL_GRACE_MS } from "./benchmark-process.js";
+import { checkCommand, type CleanupSpec } from "./command-validation.js";
+import { errorText, Job } from "./job.js";
+import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
+import { DEFAULT_RING_LINES } from "./log-stream.js";
+import { runTestJob, type RunContext } from "./run-test.js";
+
+export const CANCELLED_BY_USER = "Cancelled by user";
+
+export interface JobRunnerOptions {
+  resolver: ModelResolver;
+  reporter: Reporter;
+  /** Output directories of runs are made under `<workDir>/runs`. */
+  workDir: string;
+  /** The benchmark CLI: a name looked up on PATH, or a path (default `kitt`). */
+  benchmarkCommand?: string;
+  /** Environment of the benchmark, and the PATH it is looked up on (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Jobs run at the same time (default 1: GPUs are shared). */
+  maxConcurrent?: number;
+  /** Jobs that may wait; one more is refused and reported failed (default 16). */
+  maxQueued?: number;
+  /** SIGTERM -> SIGKILL delay on cancel (default 10 s). */
+  killGraceMs?: number;
+  /** A benchmark running longer is stopped and failed (default: no limit). */
+  benchmarkTimeoutMs?: number;
+  /** Read at the end of each job, so that a settings change applies to the next one. */
+  autoCleanup?: boolean | (() => boolean);
+  /** Finished jobs kept for late log readers (default 50). */
+  keepFinished?: number;
+  ringLines?: number;
+  maxLineChars?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export type SubmitResult = { accepted: true; job: JobInfo } | { accepted: false; error: string; reported: boolean };
+
+/**
+ * Takes commands, runs them one at a time (or `maxConcurrent`) in FIFO
+ * order, and reports each exactly once: a command it refuses (invalid,
+ * unsupported, queue full) is reported failed right away, never dropped.
+ */
+export class JobRunner {
+  private readonly opts: JobRunnerOptions;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly queue: Job[] = [];
+  private readonly running = new Set<Job>();
+  /** Every job still known, by command id (unfinished ones and the last finished ones). */
+  private readonly jobs = new Map<string, Job>();
+  private readonly finishedOrder: string[] = [];
+  private readonly ctx: RunContext;
+  private accepting = true;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(options: JobRunnerOptions) {
+    this.opts = options;
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    const autoCleanup = options.autoCleanup ?? false;
+    this.ctx = {
+      resolver: options.resolver,
+      benchmarkCommand: options.benchmarkCommand ?? "kitt",
+      env: options.env ?? process.env,
+      workDir: options.workDir,
+      killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+      benchmarkTimeoutMs: options.benchmarkTimeoutMs,
+      maxLineChars: options.maxLineChars,
+      autoCleanup: typeof autoCleanup === "function" ? autoCleanup : () => autoCleanup,
+      modelInUse: (modelPath, except) => this.modelInUse(modelPath, except),
+      logger: this.logger,
+    };
+  }
+
+  /** Validates and enqueues a command; a refused one is reported failed (`reported: true`). */
+  submit(command: ServerCommand): SubmitResult {
+    const checked = checkCommand(command);
+    if (!checked.ok) return this.refuse(command, checked.error);
+    const { spec } = checked;
+    if (this.jobs.has(spec.commandId)) {
+      // The first one is (or was) reported by its own job: never twice.
+      return { accepted: false, error: `command ${spec.commandId} was already received`, reported: false };
+    }
+    if (!this.accepting) return this.refuse(command, "Agent shutting down");
+    const waiting = this.queue.length;
+    const maxQueued = this.opts.maxQueued ?? 16;
+    const mustWait = this.running.size >= (this.opts.maxConcurrent ?? 1);
+    if (mustWait && waiting >= maxQueued) return this.refuse(command, `job queue is full (${waiting} jobs waiting)`);
+    const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
+    this.jobs.set(spec.commandId, job);
+    this.queue.push(job);
+    if (mustWait) job.log(`Queued behind ${this.running.size + waiting} job(s)`);
+    this.pump();
+    return { accepted: true, job: job.info() };
+  }
+
+  /**
+   * Cancels the job with this command id or test id: a queued one leaves the
+   * queue, a running one is stopped (its whole process group). The job ends
+   * failed with `reason`. False when no unfinished job matches.
+   */
+  cancel(id: string, reason: string = CANCELLED_BY_USER): boolean {
+    const job = this.findUnfinished(id);
+    if (job === undefined) return false;
+    const queued = this.queue.indexOf(job);
+    if (queued !== -1) {
+      this.queue.splice(queued, 1);
+      job.cancelReason = reason;
+      void this.finish(job, { status: "failed", error: reason }, false);
+      return true;
+    }
+    job.log(`Cancel requested: ${reason}`);
+    job.requestCancel(reason);
+    return true;
+  }
+
+  /** A job by command id (unfinished, or one of the last finished). */
+  job(commandId: string): Job | undefined {
+    return this.jobs.get(commandId);
+  }
+
+  list(): JobInfo[] {
+    return [...this.jobs.values()].map((j) => j.info());
+  }
+
+  get busy(): boolean {
+    return this.running.size > 0 || this.queue.length > 0;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves once no job runs or waits. */
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops taking jobs, cancels every unfinished one with `reason`, and waits for them to end. */
+  async shutdown(reason = "Agent shutting down"): Promise<void> {
+    this.accepting = false;
+    for (const job of [...this.queue]) this.cancel(job.commandId, reason);
+    for (const job of [...this.running]) this.cancel(job.commandId, reason);
+    await this.whenIdle();
+  }
+
+  private findUnfinished(id: string): Job | undefined {
+    const direct = this.jobs.get(id);
+    if (direct !== undefined && !direct.finished) return direct;
+    for (const job of this.jobs.values()) if (!job.finished && job.testId === id) return job;
+    return undefined;
+  }
+
+  private modelInUse(modelPath: string, except: Job): boolean {
+    for (const job of this.jobs.values()) {
+      if (job !== except && !job.finished && job.spec.kind === "run_test" && job.spec.modelPath === modelPath) return true;
+    }
+    return false;
+  }
+
+  private refuse(command: ServerCommand, error: string): SubmitResult {
+    const testId = command.test_id;
+    const commandId = command.command_id;
+    const reported = typeof testId === "string" && testId !== "" && typeof commandId === "string" && commandId !== "";
+    this.logger.warn(`refused command ${JSON.stringify(commandId ?? null)}: ${error}`);
+    if (reported) {
+      void (async () => {
+        await this.report(testId, () => this.opts.reporter.result(resultOf(commandId, { status: "failed", error })));
+        await this.report(testId, () => this.opts.reporter.status(testId, { status: "failed", error }));
+      })();
+    }
+    return { accepted: false, error, reported };
+  }
+
+  private pump(): void {
+    const max = Math.max(1, this.opts.maxConcurrent ?? 1);
+    while (this.running.size < max && this.queue.length > 0) {
+      const job = this.queue.shift() as Job;
+      this.running.add(job);
+      void this.execute(job);
+    }
+    if (!this.busy) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private async execute(job: Job): Promise<void> {
+    job.state = "running";
+    job.startedAt = this.now();
+    await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }));
+    let outcome: JobOutcome;
+    try {
+      outcome = job.spec.kind === "run_test" ? await runTestJob(job, job.spec, this.ctx) : await this.cleanup(job, job.spec);
+    } catch (err) {
+      // A bug, not an outcome the code foresaw: the job still ends, and says why.
+      this.logger.error(`job ${job.commandId} crashed: ${errorText(err)}`);
+      outcome = { status: "failed", error: `internal error: ${errorText(err)}` };
+    }
+    await this.finish(job, outcome, true);
+  }
+
+  private async cleanup(job: Job, spec: CleanupSpec): Promise<JobOutcome> {
+    const onLog = (line: string) => job.log(line);
+    try {
+      if (spec.modelPath === undefined) {
+        const busy = [...this.running].some((j) => j !== job && j.spec.kind === "run_test");
+        if (busy) return { status: "failed", error: "storage cleanup refused: a benchmark is running" };
+        job.log("Removing every local model copy");
+        await this.opts.resolver.cleanupAll({ onLog });
+      } else {
+        if (this.modelInUse(spec.modelPath, job)) return { status: "failed", error: `storage cleanup refused: ${spec.modelPath} is in use by a job` };
+        job.log(`Removing the local copy of ${spec.modelPath}`);
+        await this.opts.resolver.evict(spec.modelPath, { onLog });
+      }
+    } catch (err) {
+      return { status: "failed", error: `storage cleanup failed: ${errorText(err)}` };
+    }
+    return { status: "completed" };
+  }
+
+  /** Result, then exactly one terminal status; then the log stream ends. */
+  private async finish(job: Job, outcome: JobOutcome, started: boolean): Promise<void> {
+    job.state = outcome.status;
+    job.outcome = outcome;
+    job.endedAt = this.now();
+    job.log(outcome.status === "completed" ? "Job completed" : `Job failed: ${outcome.error ?? ""}`);
+    const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
+    await this.report(job.testId, () => this.opts.reporter.result(resultOf(job.commandId, outcome)));
+    await this.report(job.testId, () => this.opts.reporter.status(job.testId, update));
+    job.logs.end(outcome);
+    if (started) this.running.delete(job);
+    this.remember(job);
+    this.pump();
+  }
+
+  private remember(job: Job): void {
+    this.finishedOrder.push(job.commandId);
+    const keep = this.opts.keepFinished ?? 50;
+    while (this.finishedOrder.length > keep) this.jobs.delete(this.finishedOrder.shift() as string);
+  }
+
+  private async report(testId: string, send: () => void | Promise<void>): Promise<void> {
+    try {
+      await send();
+    } catch (err) {
+      this.logger.error(`reporting for test ${testId} failed: ${errorText(err)}`);
+    }
+  }
+}
+
+function resultOf(commandId: string, outcome: JobOutcome): ResultReport {
+  const report: ResultReport = { command_id: commandId, status: outcome.status, container_id: "", error: outcome.error ?? "" };
+  if (outcome.resultData !== undefined) report.result_data = outcome.resultData;
+  return report;
+}

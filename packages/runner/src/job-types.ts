@@ -1,0 +1,69 @@
+import type { ResultReport, StatusUpdate } from "@kitt/protocol";
+
+/**
+ * Where a job's outcome goes. The daemon wires it to the log shipper and the
+ * durable outbox; the runner calls it in order: `running` (for a job that
+ * starts), log lines, then the result and exactly one terminal status.
+ * `log` must not block (the benchmark's output is read through it).
+ */
+export interface Reporter {
+  status(testId: string, update: StatusUpdate): void | Promise<void>;
+  log(testId: string, line: string): void;
+  result(report: ResultReport): void | Promise<void>;
+}
+
+export interface ResolveOptions {
+  /** Progress of the staging, one human line at a time. */
+  onLog: (line: string) => void;
+  /** Aborted when the job is cancelled while staging. */
+  signal: AbortSignal;
+}
+
+/** A model made available locally for one job. */
+export interface StagedModel {
+  /** What the benchmark gets as `-m`. */
+  localPath: string;
+  /** The job is done with it (the resolver may count users). */
+  release(): void | Promise<void>;
+}
+
+export interface EvictOptions {
+  onLog: (line: string) => void;
+}
+
+/**
+ * The runner's view of model storage: the daemon adapts @kitt/storage to it.
+ * Model paths are the ones the server sends (a share path, a local path or
+ * a registry name); mapping them to staged copies is the resolver's job.
+ */
+export interface ModelResolver {
+  resolve(modelPath: string, options: ResolveOptions): Promise<StagedModel>;
+  /** Removes the local copy of one model (nothing to do for one never staged). */
+  evict(modelPath: string, options: EvictOptions): Promise<void>;
+  /** Removes every local copy (`cleanup_storage` with `__cleanup__`). */
+  cleanupAll(options: EvictOptions): Promise<void>;
+}
+
+export type JobState = "queued" | "running" | "completed" | "failed";
+
+export interface JobOutcome {
+  status: "completed" | "failed";
+  /** Set when failed: the one-line reason sent to the server. */
+  error?: string;
+  resultData?: Record<string, unknown>;
+}
+
+/** A snapshot of a job, for status pages and the daemon's API. */
+export interface JobInfo {
+  commandId: string;
+  testId: string;
+  type: string;
+  state: JobState;
+  modelPath: string | undefined;
+  queuedAt: number;
+  startedAt: number | undefined;
+  endedAt: number | undefined;
+  outcome: JobOutcome | undefined;
+  /** Lines logged so far (also the seq of the last one). */
+  lines: number;
+}

@@ -1,0 +1,150 @@
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+
+import type { Logger } from "@kitt/protocol";
+
+import { BenchmarkProcess, describeExit, ProcessStartError } from "./benchmark-process.js";
+import type { RunTestSpec } from "./command-validation.js";
+import { findExecutable } from "./find-executable.js";
+import { errorText, type Job } from "./job.js";
+import type { JobOutcome, ModelResolver, StagedModel } from "./job-types.js";
+
+/** A metrics.json bigger than this is not sent (the server stores it in one row). */
+const MAX_METRICS_BYTES = 8 * 1024 * 1024;
+
+/** What a run_test job needs from the runner. */
+export interface RunContext {
+  resolver: ModelResolver;
+  benchmarkCommand: string;
+  env: NodeJS.ProcessEnv;
+  /** Fresh output directories are made under `<workDir>/runs`. */
+  workDir: string;
+  killGraceMs: number;
+  benchmarkTimeoutMs: number | undefined;
+  maxLineChars: number | undefined;
+  autoCleanup: () => boolean;
+  /** True while another unfinished job (queued or running) uses the model. */
+  modelInUse: (modelPath: string, except: Job) => boolean;
+  logger: Logger;
+}
+
+export function benchmarkArgs(spec: RunTestSpec, localPath: string, outputDir: string): string[] {
+  const args = ["run", "-m", localPath, "-e", spec.engine, "-s", spec.suite, "-o", outputDir];
+  if (spec.engineMode !== undefined) args.push("--mode", spec.engineMode);
+  return args;
+}
+
+function failed(error: string): JobOutcome {
+  return { status: "failed", error };
+}
+
+/**
+ * Stages the model, runs the benchmark, reads metrics.json and cleans up.
+ * Returns the outcome; never throws (every failure is an outcome).
+ */
+export async function runTestJob(job: Job, spec: RunTestSpec, ctx: RunContext): Promise<JobOutcome> {
+  const executable = await findExecutable(ctx.benchmarkCommand, ctx.env);
+  if (executable === undefined) {
+    const where = ctx.benchmarkCommand.includes("/") ? "" : " on PATH";
+    return failed(`benchmark command ${JSON.stringify(ctx.benchmarkCommand)} not found${where}`);
+  }
+  job.log(`Staging model ${spec.modelPath}`);
+  let staged: StagedModel;
+  try {
+    staged = await ctx.resolver.resolve(spec.modelPath, { onLog: (line) => job.log(line), signal: job.abort.signal });
+  } catch (err) {
+    if (job.cancelReason !== undefined) return failed(job.cancelReason);
+    return failed(`model staging failed: ${errorText(err)}`);
+  }
+  let outputDir: string | undefined;
+  try {
+    if (job.cancelReason !== undefined) return failed(job.cancelReason);
+    const runsDir = join(ctx.workDir, "runs");
+    await mkdir(runsDir, { recursive: true, mode: 0o700 });
+    outputDir = await mkdtemp(join(runsDir, `${spec.commandId}-`));
+    return await runBenchmark(job, spec, ctx, executable, staged.localPath, outputDir);
+  } catch (err) {
+    return failed(`benchmark run failed: ${errorText(err)}`);
+  } finally {
+    if (outputDir !== undefined) await rm(outputDir, { recursive: true, force: true }).catch(() => {});
+    await release(job, spec, ctx, staged);
+  }
+}
+
+async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, executable: string, localPath: string, outputDir: string): Promise<JobOutcome> {
+  const args = benchmarkArgs(spec, localPath, outputDir);
+  job.log(`Running ${[ctx.benchmarkCommand, ...args].join(" ")}`);
+  let proc: BenchmarkProcess;
+  try {
+    proc = await BenchmarkProcess.start({
+      command: executable,
+      args,
+      // Python buffers stdout in blocks when it is a pipe: ask for lines as they come.
+      env: { ...ctx.env, PYTHONUNBUFFERED: "1" },
+      cwd: outputDir,
+      onLine: (line) => job.log(line),
+      killGraceMs: ctx.killGraceMs,
+      timeoutMs: ctx.benchmarkTimeoutMs,
+      maxLineChars: ctx.maxLineChars,
+    });
+  } catch (err) {
+    if (err instanceof ProcessStartError) return failed(err.message);
+    throw err;
+  }
+  job.process = proc;
+  if (job.cancelReason !== undefined) proc.stop("cancel");
+  const outcome = await proc.done;
+  job.process = undefined;
+  if (outcome.stoppedBy === "cancel") return failed(job.cancelReason ?? "Cancelled");
+  if (outcome.stoppedBy === "timeout") return failed(`Timed out after ${Math.round((ctx.benchmarkTimeoutMs ?? 0) / 1000)} s`);
+  if (outcome.exitCode !== 0) return failed(describeExit(outcome));
+  const resultData = await readMetrics(job, outputDir);
+  return resultData === undefined ? { status: "completed" } : { status: "completed", resultData };
+}
+
+/**
+ * metrics.json becomes result_data. The benchmark's exit code is what says
+ * whether the run succeeded: a missing or unreadable metrics.json leaves the
+ * job completed without result_data, and a log line says why.
+ */
+async function readMetrics(job: Job, outputDir: string): Promise<Record<string, unknown> | undefined> {
+  const path = join(outputDir, "metrics.json");
+  try {
+    const info = await stat(path);
+    if (info.size > MAX_METRICS_BYTES) {
+      job.log(`metrics.json is ${info.size} bytes (limit ${MAX_METRICS_BYTES}): result sent without result_data`);
+      return undefined;
+    }
+    const data = JSON.parse(await readFile(path, "utf8")) as unknown;
+    if (data === null || typeof data !== "object" || Array.isArray(data)) {
+      job.log("metrics.json is not a JSON object: result sent without result_data");
+      return undefined;
+    }
+    return data as Record<string, unknown>;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") job.log("The benchmark wrote no metrics.json: result sent without result_data");
+    else if (err instanceof SyntaxError) job.log(`metrics.json is not valid JSON (${err.message}): result sent without result_data`);
+    else job.log(`metrics.json could not be read (${errorText(err)}): result sent without result_data`);
+    return undefined;
+  }
+}
+
+async function release(job: Job, spec: RunTestSpec, ctx: RunContext, staged: StagedModel): Promise<void> {
+  try {
+    await staged.release();
+  } catch (err) {
+    ctx.logger.warn(`releasing model ${spec.modelPath} failed: ${errorText(err)}`);
+  }
+  if (!ctx.autoCleanup()) return;
+  if (ctx.modelInUse(spec.modelPath, job)) {
+    job.log(`auto_cleanup: keeping ${spec.modelPath}, another job uses it`);
+    return;
+  }
+  try {
+    await ctx.resolver.evict(spec.modelPath, { onLog: (line) => job.log(line) });
+    job.log(`auto_cleanup: evicted ${spec.modelPath}`);
+  } catch (err) {
+    job.log(`auto_cleanup: could not evict ${spec.modelPath}: ${errorText(err)}`);
+  }
+}
