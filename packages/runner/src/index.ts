@@ -7,3 +7,7 @@ export * from "./job-types.js";
 export { Job } from "./job.js";
 export { benchmarkArgs, type RunContext } from "./run-test.js";
 export * from "./job-runner.js";
+export * from "./report-errors.js";
+export * from "./outbox.js";
+export * from "./log-shipper.js";
+export * from "./server-reporter.js";

@@ -173,7 +173,7 @@ export class JobRunner {
     this.logger.warn(`refused command ${JSON.stringify(commandId ?? null)}: ${error}`);
     if (reported) {
       void (async () => {
-        await this.report(testId, () => this.opts.reporter.result(resultOf(commandId, { status: "failed", error })));
+        await this.report(testId, () => this.opts.reporter.result(testId, resultOf(commandId, { status: "failed", error })));
         await this.report(testId, () => this.opts.reporter.status(testId, { status: "failed", error }));
       })();
     }
@@ -231,7 +231,7 @@ export class JobRunner {
     job.endedAt = this.now();
     job.log(outcome.status === "completed" ? "Job completed" : `Job failed: ${outcome.error ?? ""}`);
     const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
-    await this.report(job.testId, () => this.opts.reporter.result(resultOf(job.commandId, outcome)));
+    await this.report(job.testId, () => this.opts.reporter.result(job.testId, resultOf(job.commandId, outcome)));
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, update));
     job.logs.end(outcome);
     if (started) this.running.delete(job);

@@ -9,7 +9,8 @@ import type { ResultReport, StatusUpdate } from "@kitt/protocol";
 export interface Reporter {
   status(testId: string, update: StatusUpdate): void | Promise<void>;
   log(testId: string, line: string): void;
-  result(report: ResultReport): void | Promise<void>;
+  /** `testId` is the job's, so that its log lines can be delivered before its result. */
+  result(testId: string, report: ResultReport): void | Promise<void>;
 }
 
 export interface ResolveOptions {

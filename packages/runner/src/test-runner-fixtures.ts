@@ -85,7 +85,7 @@ export class RecordingReporter implements Reporter {
   log(testId: string, line: string): void {
     this.events.push({ kind: "log", testId, line });
   }
-  result(report: ResultReport): void {
+  result(_testId: string, report: ResultReport): void {
     this.events.push({ kind: "result", report });
   }
 

@@ -1,0 +1,311 @@
+import { appendFile, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+import {
+  backoffDelay,
+  isSafeId,
+  KittError,
+  sleep as defaultSleep,
+  silentLogger,
+  type BackoffPolicy,
+  type CallOptions,
+  type Logger,
+} from "@kitt/protocol";
+
+import { errorText } from "./job.js";
+import { writeAtomic } from "./outbox.js";
+import { classifyDeliveryError } from "./report-errors.js";
+
+/** The part of KittServerClient the shipper uses. */
+export interface LogTransport {
+  postLog(testId: string, line: string, opts?: CallOptions): Promise<void>;
+}
+
+export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_MAX_PENDING_BYTES = 32 * 1024 * 1024;
+
+export interface LogShipperOptions {
+  testId: string;
+  transport: LogTransport;
+  /** Lines are spooled to `<spoolDir>/<testId>.log` until delivered (none: memory only). */
+  spoolDir?: string;
+  /** One request carries at most this many bytes of lines (at least one line). */
+  maxBatchBytes?: number;
+  /** Undelivered lines kept at most; beyond it lines are dropped and a marker line says how many. */
+  maxPendingBytes?: number;
+  backoff?: BackoffPolicy;
+  logger?: Logger;
+  /** Called when the server refuses for good (401/403/404...): the shipper gives up on this job. */
+  onGiveUp?: (testId: string, err: unknown) => void;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random?: () => number;
+}
+
+interface Pending {
+  line: string;
+  /** Bytes of this line in the spool file. */
+  spoolBytes: number;
+}
+
+function spoolText(line: string): string {
+  return `${JSON.stringify(line)}\n`;
+}
+
+/**
+ * Ships one job's log lines to `POST /api/v1/quicktest/<test_id>/logs`:
+ * in order, one request in flight, and when lines pile up (a fast
+ * benchmark, a slow server) several go in one request joined by newlines.
+ * push() never waits: lines queue in memory and in a spool file (so a
+ * restarted agent can finish the delivery) up to a cap; past the cap lines
+ * are dropped and, once there is room again, a marker line says how many.
+ */
+export class LogShipper {
+  readonly testId: string;
+  private readonly opts: LogShipperOptions;
+  private readonly logger: Logger;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly maxBatch: number;
+  private readonly maxPending: number;
+  private queue: Pending[] = [];
+  private head = 0;
+  private pendingBytes = 0;
+  private droppedSinceMarker = 0;
+  private totalDropped = 0;
+  private deliveredLines = 0;
+  private deliveredSpoolBytes = 0;
+  private closed = false;
+  private gaveUp = false;
+  private diskBuffer: string[] = [];
+  private diskWrite: Promise<void> = Promise.resolve();
+  private diskBusy = false;
+  private wake: (() => void) | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private readonly stopping = new AbortController();
+  private readonly loop: Promise<void>;
+
+  constructor(options: LogShipperOptions, resume?: { lines: string[]; deliveredSpoolBytes: number }) {
+    if (!isSafeId(options.testId)) throw new KittError(`log shipper: unsafe test id ${JSON.stringify(options.testId)}`, { code: "USAGE" });
+    this.testId = options.testId;
+    this.opts = options;
+    this.logger = options.logger ?? silentLogger;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    if (resume !== undefined) {
+      this.deliveredSpoolBytes = resume.deliveredSpoolBytes;
+      for (const line of resume.lines) this.enqueue(line, false);
+    }
+    this.loop = this.run();
+  }
+
+  /** Lines the server acknowledged (a batch counts its lines). */
+  get delivered(): number {
+    return this.deliveredLines;
+  }
+
+  /** Lines dropped because the spool was full. */
+  get dropped(): number {
+    return this.totalDropped;
+  }
+
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Queues a line; never blocks. */
+  push(line: string): void {
+    if (this.closed) return;
+    this.enqueue(line, true);
+    this.kick();
+  }
+
+  /**
+   * Resolves true once every line pushed so far is delivered (or the shipper
+   * gave up), false if `timeoutMs` passes first.
+   */
+  async drained(timeoutMs: number): Promise<boolean> {
+    if (this.isDrained()) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** No more lines: deliver the rest, then remove the spool files. Resolves when done (or stopped). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.loop;
+  }
+
+  /** Stops delivering now; the spool stays for the next start. */
+  async stop(): Promise<void> {
+    this.stopping.abort(new Error("log shipper stopped"));
+    this.kick();
+    await this.loop;
+    await this.diskWrite;
+  }
+
+  private enqueue(line: string, toDisk: boolean): void {
+    const bytes = Buffer.byteLength(line) + 3;
+    if (this.pendingBytes + bytes > this.maxPending && this.pending > 0) {
+      this.droppedSinceMarker++;
+      this.totalDropped++;
+      return;
+    }
+    this.addDropMarker(toDisk);
+    this.add(line, toDisk);
+  }
+
+  /** Where lines were dropped, a line says how many (in their place, in order). */
+  private addDropMarker(toDisk: boolean): void {
+    if (this.droppedSinceMarker === 0) return;
+    const n = this.droppedSinceMarker;
+    this.droppedSinceMarker = 0;
+    this.add(`[kitt-agent: ${n} log line(s) dropped here: the agent's log spool was full]`, toDisk);
+  }
+
+  private add(line: string, toDisk: boolean): void {
+    const text = spoolText(line);
+    const spoolBytes = Buffer.byteLength(text);
+    this.queue.push({ line, spoolBytes });
+    this.pendingBytes += spoolBytes;
+    if (toDisk && this.opts.spoolDir !== undefined) {
+      this.diskBuffer.push(text);
+      this.flushDisk();
+    }
+  }
+
+  private flushDisk(): void {
+    if (this.diskBusy || this.diskBuffer.length === 0) return;
+    this.diskBusy = true;
+    const chunk = this.diskBuffer.join("");
+    this.diskBuffer = [];
+    this.diskWrite = appendFile(this.spoolPath("log"), chunk, { mode: 0o600 })
+      .catch((err: unknown) => this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}`))
+      .finally(() => {
+        this.diskBusy = false;
+        this.flushDisk();
+      });
+  }
+
+  private spoolPath(ext: "log" | "pos"): string {
+    return join(this.opts.spoolDir as string, `${this.testId}.${ext}`);
+  }
+
+  private kick(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private isDrained(): boolean {
+    return this.gaveUp || (this.pending === 0 && this.droppedSinceMarker === 0);
+  }
+
+  private takeBatch(): { text: string; count: number; spoolBytes: number } {
+    const lines: string[] = [];
+    let bytes = 0;
+    let spoolBytes = 0;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const item = this.queue[i] as Pending;
+      const size = Buffer.byteLength(item.line) + 1;
+      if (lines.length > 0 && bytes + size > this.maxBatch) break;
+      lines.push(item.line);
+      bytes += size;
+      spoolBytes += item.spoolBytes;
+    }
+    return { text: lines.join("\n"), count: lines.length, spoolBytes };
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopping.signal;
+    let attempt = 0;
+    while (!signal.aborted) {
+      if (this.pending === 0) this.addDropMarker(true);
+      if (this.pending === 0) {
+        for (const done of this.drainWaiters.splice(0)) done();
+        if (this.closed) break;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        continue;
+      }
+      const batch = this.takeBatch();
+      try {
+        await this.opts.transport.postLog(this.testId, batch.text, { retries: 0, signal });
+      } catch (err) {
+        if (signal.aborted) return;
+        const verdict = classifyDeliveryError(err);
+        if (verdict === "retry") {
+          this.logger.debug(`logs of test ${this.testId} not delivered yet: ${errorText(err)}`);
+          await this.sleep(backoffDelay(attempt++, this.opts.backoff ?? { baseMs: 500, maxMs: 60_000 }, this.opts.random), signal).catch(() => {});
+          continue;
+        }
+        if (verdict === "stopped") return;
+        this.giveUp(err);
+        break;
+      }
+      attempt = 0;
+      this.advance(batch.count, batch.spoolBytes);
+    }
+    if (!signal.aborted) await this.removeSpool();
+  }
+
+  private advance(count: number, spoolBytes: number): void {
+    this.head += count;
+    this.deliveredLines += count;
+    this.pendingBytes -= spoolBytes;
+    this.deliveredSpoolBytes += spoolBytes;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.opts.spoolDir !== undefined) {
+      // Not fsynced: a lost position after a power cut means a few lines sent twice, not lost.
+      void writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredSpoolBytes)).catch(() => {});
+    }
+  }
+
+  private giveUp(err: unknown): void {
+    this.gaveUp = true;
+    const left = this.pending;
+    this.queue = [];
+    this.head = 0;
+    this.pendingBytes = 0;
+    this.logger.debug(`logs of test ${this.testId}: giving up with ${left} line(s) undelivered: ${errorText(err)}`);
+    this.opts.onGiveUp?.(this.testId, err);
+    for (const done of this.drainWaiters.splice(0)) done();
+  }
+
+  private async removeSpool(): Promise<void> {
+    if (this.opts.spoolDir === undefined) return;
+    await this.diskWrite;
+    while (this.diskBusy) await this.diskWrite;
+    await rm(this.spoolPath("log"), { force: true });
+    await rm(this.spoolPath("pos"), { force: true });
+  }
+
+  /** Reads what a previous run left in `<spoolDir>/<testId>.log` beyond its delivered position. */
+  static async readSpool(spoolDir: string, testId: string): Promise<{ lines: string[]; deliveredSpoolBytes: number }> {
+    const data = await readFile(join(spoolDir, `${testId}.log`));
+    const pos = Number((await readFile(join(spoolDir, `${testId}.pos`), "utf8").catch(() => "0")).trim());
+    const start = Number.isInteger(pos) && pos >= 0 && pos <= data.length ? pos : 0;
+    const lines: string[] = [];
+    for (const raw of data.subarray(start).toString("utf8").split("\n")) {
+      if (raw === "") continue;
+      try {
+        const line = JSON.parse(raw) as unknown;
+        if (typeof line === "string") lines.push(line);
+      } catch {
+        // A line cut by a crash mid-append: skip it.
+      }
+    }
+    return { lines, deliveredSpoolBytes: start };
+  }
+}

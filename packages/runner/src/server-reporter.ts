@@ -1,0 +1,175 @@
+import { mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+
+import { isSafeId, ServerError, silentLogger, type BackoffPolicy, type Logger, type ResultReport, type StatusUpdate } from "@kitt/protocol";
+
+import { errorText } from "./job.js";
+import type { Reporter } from "./job-types.js";
+import { LogShipper, type LogTransport } from "./log-shipper.js";
+import { Outbox, type OutboxEntry, type OutboxTransport } from "./outbox.js";
+
+export interface ServerReporterOptions {
+  /** `outbox/` and `log-spool/` are kept here (the daemon uses `~/.kitt/`). */
+  stateDir: string;
+  /** A KittServerClient, or anything with its three methods. */
+  transport: OutboxTransport & LogTransport;
+  agentId: () => string | undefined;
+  logger?: Logger;
+  backoff?: BackoffPolicy;
+  maxBatchBytes?: number;
+  maxPendingBytes?: number;
+  /** How long a result or final status waits for the job's log lines before going anyway (default 30 s). */
+  logDrainTimeoutMs?: number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random?: () => number;
+}
+
+/**
+ * The Reporter the daemon gives the JobRunner: log lines go through one
+ * LogShipper per job, status updates and results through the durable
+ * Outbox. A job's result and final status are sent after its log lines
+ * (bounded wait), so the server sees the outcome last. On open it resumes
+ * what a previous run left: undelivered outbox entries and spooled lines.
+ */
+export class ServerReporter implements Reporter {
+  readonly outbox: Outbox;
+  private readonly opts: ServerReporterOptions;
+  private readonly logger: Logger;
+  private readonly shippers = new Map<string, LogShipper>();
+  private readonly spoolDir: string;
+  private authLogged = false;
+
+  private constructor(opts: ServerReporterOptions, outbox: Outbox) {
+    this.opts = opts;
+    this.logger = opts.logger ?? silentLogger;
+    this.outbox = outbox;
+    this.spoolDir = join(opts.stateDir, "log-spool");
+  }
+
+  static async open(opts: ServerReporterOptions): Promise<ServerReporter> {
+    // The outbox needs the reporter's hook, the reporter needs the outbox.
+    const holder: { reporter?: ServerReporter } = {};
+    const outbox = await Outbox.open({
+      dir: join(opts.stateDir, "outbox"),
+      transport: opts.transport,
+      agentId: opts.agentId,
+      beforeSend: (entry) => holder.reporter?.beforeSend(entry) ?? Promise.resolve(),
+      backoff: opts.backoff,
+      logger: opts.logger,
+      sleep: opts.sleep,
+      random: opts.random,
+    });
+    const reporter = new ServerReporter(opts, outbox);
+    holder.reporter = reporter;
+    await mkdir(reporter.spoolDir, { recursive: true, mode: 0o700 });
+    await reporter.recoverSpools();
+    outbox.start();
+    return reporter;
+  }
+
+  status(testId: string, update: StatusUpdate): Promise<void> {
+    const done = this.outbox.add({ kind: "status", testId, update });
+    if (update.status !== "running") this.closeShipper(testId);
+    return done;
+  }
+
+  result(testId: string, report: ResultReport): Promise<void> {
+    return this.outbox.add({ kind: "result", testId, report });
+  }
+
+  log(testId: string, line: string): void {
+    if (!isSafeId(testId)) return;
+    let shipper = this.shippers.get(testId);
+    if (shipper === undefined) {
+      shipper = this.makeShipper(testId);
+      this.shippers.set(testId, shipper);
+    }
+    shipper.push(line);
+  }
+
+  /** Lines not yet delivered, over all jobs. */
+  get pendingLines(): number {
+    let n = 0;
+    for (const s of this.shippers.values()) n += s.pending;
+    return n;
+  }
+
+  /** Waits (bounded) until every line and outbox entry is delivered: for a clean shutdown. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const logs = await Promise.all([...this.shippers.values()].map((s) => s.drained(Math.max(0, deadline - Date.now()))));
+    const outbox = await this.outbox.flush(Math.max(0, deadline - Date.now()));
+    return logs.every(Boolean) && outbox;
+  }
+
+  /** Stops delivering; what is undelivered stays on disk for the next start. */
+  async stop(): Promise<void> {
+    await Promise.all([...this.shippers.values()].map((s) => s.stop()));
+    await this.outbox.stop();
+  }
+
+  private makeShipper(testId: string, resume?: { lines: string[]; deliveredSpoolBytes: number }): LogShipper {
+    return new LogShipper(
+      {
+        testId,
+        transport: this.opts.transport,
+        spoolDir: this.spoolDir,
+        maxBatchBytes: this.opts.maxBatchBytes,
+        maxPendingBytes: this.opts.maxPendingBytes,
+        backoff: this.opts.backoff,
+        logger: this.logger,
+        sleep: this.opts.sleep,
+        random: this.opts.random,
+        onGiveUp: (id, err) => this.onGiveUp(id, err),
+      },
+      resume,
+    );
+  }
+
+  private closeShipper(testId: string): void {
+    const shipper = this.shippers.get(testId);
+    if (shipper === undefined) return;
+    void shipper.close().then(() => {
+      if (this.shippers.get(testId) === shipper) this.shippers.delete(testId);
+    });
+  }
+
+  private async beforeSend(entry: OutboxEntry): Promise<void> {
+    const { message } = entry;
+    const terminal = message.kind === "result" || message.update.status !== "running";
+    const shipper = terminal ? this.shippers.get(message.testId) : undefined;
+    if (shipper === undefined) return;
+    const ok = await shipper.drained(this.opts.logDrainTimeoutMs ?? 30_000);
+    if (!ok) this.logger.warn(`test ${message.testId}: sending its ${message.kind} before all its log lines (${shipper.pending} still waiting)`);
+  }
+
+  private onGiveUp(testId: string, err: unknown): void {
+    const auth = err instanceof ServerError && (err.status === 401 || err.status === 403);
+    if (auth && this.authLogged) return;
+    if (auth) {
+      this.authLogged = true;
+      this.logger.error(
+        `the server refuses the agent's token for test logs (${errorText(err)}); log lines are not delivered. Is the server running with an admin token?`,
+      );
+      return;
+    }
+    this.logger.warn(`test ${testId}: the server refused its log lines (${errorText(err)}); the rest of them are dropped`);
+  }
+
+  private async recoverSpools(): Promise<void> {
+    for (const name of await readdir(this.spoolDir)) {
+      if (!name.endsWith(".log")) continue;
+      const testId = name.slice(0, -".log".length);
+      if (!isSafeId(testId)) continue;
+      try {
+        const resume = await LogShipper.readSpool(this.spoolDir, testId);
+        this.logger.info(`resuming delivery of ${resume.lines.length} log line(s) of test ${testId}`);
+        const shipper = this.makeShipper(testId, resume);
+        this.shippers.set(testId, shipper);
+        this.closeShipper(testId);
+      } catch (err) {
+        this.logger.warn(`log spool of test ${testId} is unreadable: ${errorText(err)}`);
+      }
+    }
+  }
+}
