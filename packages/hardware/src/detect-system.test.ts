@@ -1,3 +1,4 @@
+import { check } from "@kitt/protocol";
 import { fakeNvmlEnv, type FakeGpu } from "@kitt/testkit/nvml";
 import { afterEach, describe, expect, it } from "vitest";
 import { detectSystem, registrationFields, vramGb } from "./detect-system.js";
@@ -61,6 +62,7 @@ describe("detectSystem on this machine", () => {
     expect(info.hostname).not.toBe("");
     expect(JSON.parse(info.hardware_details)).toEqual(info.details);
     expect(info.fingerprint).toContain(`_${info.details.os}-${info.details.kernel}`);
+    expect(check("registerRequest", { name: "this-host", ...registrationFields(info) })).toBeUndefined();
   });
 
   it("reports gpu_count 0 without NVML and without nvidia-smi on PATH", async () => {
@@ -134,6 +136,8 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
       fingerprint: EXAMPLE_FINGERPRINT,
     });
     expect(info.gpuSource).toBe("nvml");
+    // The register body the daemon will send passes the protocol's own schema.
+    expect(check("registerRequest", { name: "gpu-host-01", port: 8090, ...registrationFields(info) })).toBeUndefined();
     // NVML answered everything: no subprocess for GPUs or CUDA.
     expect(await fakeCommandCalls(m.bin, "nvcc")).toEqual([]);
   });

@@ -1,4 +1,4 @@
-import type { Logger } from "@kitt/protocol";
+import type { Logger, RegisterRequest } from "@kitt/protocol";
 import { silentLogger } from "@kitt/protocol";
 import { detectCpu, dockerArch } from "./cpu.js";
 import { detectNvccVersion } from "./cuda.js";
@@ -40,19 +40,21 @@ export interface HardwareDetails {
   fingerprint: string;
 }
 
-/** The hardware part of the register body, ready to send. */
-export interface RegistrationHardware {
-  hostname: string;
-  gpu_info: string;
-  gpu_count: number;
-  cpu_info: string;
-  cpu_arch: string;
-  ram_gb: number;
-  environment_type: EnvironmentType;
-  fingerprint: string;
-  /** A JSON string, as the server wants it. */
-  hardware_details: string;
-}
+/** The hardware part of the register body, ready to send (`hardware_details` is a JSON string). */
+export type RegistrationHardware = Required<
+  Pick<
+    RegisterRequest,
+    | "hostname"
+    | "gpu_info"
+    | "gpu_count"
+    | "cpu_info"
+    | "cpu_arch"
+    | "ram_gb"
+    | "environment_type"
+    | "fingerprint"
+    | "hardware_details"
+  >
+>;
 
 export interface SystemInfo extends RegistrationHardware {
   /** The same as `hardware_details`, as an object. */

@@ -1,16 +1,7 @@
+import type { EnvironmentType } from "@kitt/protocol";
 import { hostFileExists, readHostFile, type HostProbe } from "./host.js";
 
-/** The registration's `environment_type` values (kitt-protocol.md "Register"). */
-export type EnvironmentType =
-  | "dgx_spark"
-  | "dgx"
-  | "wsl2"
-  | "docker"
-  | "container"
-  | "native_linux"
-  | "native_macos"
-  | "native_windows"
-  | "unknown";
+export type { EnvironmentType };
 
 const CONTAINER_CGROUP = /\b(docker|kubepods|lxc|containerd|libpod|crio)\b/;
 

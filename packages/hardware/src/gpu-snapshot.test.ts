@@ -1,5 +1,6 @@
 import { copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { check } from "@kitt/protocol";
 import { fakeNvmlEnv, type FakeGpu } from "@kitt/testkit/nvml";
 import { afterEach, describe, expect, it } from "vitest";
 import { GpuSampler, gpuSnapshot } from "./gpu-snapshot.js";
@@ -65,6 +66,8 @@ describe("GpuSampler through NVML (fake libnvidia-ml)", () => {
     );
     expect(new Set(snapshot.gpus.map((g) => g.uuid)).size).toBe(8);
     expect(snapshot).toMatchObject({ gpu_utilization_pct: 0, gpu_memory_used_gb: 0 });
+    // Spread into a heartbeat, it passes the protocol's schema.
+    expect(check("heartbeatRequest", { status: "idle", ...snapshot })).toBeUndefined();
   });
 
   it("zero GPUs: an empty list and no legacy fields", async () => {
@@ -92,6 +95,7 @@ describe("GpuSampler through NVML (fake libnvidia-ml)", () => {
     });
     expect(snapshot.gpu_utilization_pct).toBeUndefined();
     expect(snapshot.gpu_memory_used_gb).toBe(2);
+    expect(check("heartbeatRequest", snapshot)).toBeUndefined();
   });
 
   it("a lost GPU keeps its place without metrics; the others still report", async () => {

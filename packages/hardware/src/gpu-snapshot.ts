@@ -1,22 +1,13 @@
 import type { Nvml, NvmlDevice } from "@kitt/nvml";
-import type { Logger } from "@kitt/protocol";
+import type { GpuTelemetry, Logger } from "@kitt/protocol";
 import { silentLogger } from "@kitt/protocol";
 import { openNvml, type NvmlAccess } from "./gpu-detect.js";
 import { createHostProbe, type HostProbe } from "./host.js";
 import { querySmi, smiNumber } from "./nvidia-smi.js";
 import { gib2 } from "./units.js";
 
-/** One GPU in a heartbeat's `gpus` array; an absent field is one the GPU does not report. */
-export interface GpuTelemetry {
-  index: number;
-  name: string;
-  uuid: string;
-  utilization_pct?: number;
-  memory_used_gb?: number;
-  memory_total_gb?: number;
-  temperature_c?: number;
-  power_w?: number;
-}
+/** One GPU in a heartbeat's `gpus` array (the wire type); an absent field is one the GPU does not report. */
+export type { GpuTelemetry };
 
 /**
  * Spreads into a heartbeat body as is. The two legacy fields come from GPU 0,
