@@ -340,7 +340,7 @@ export class HeartbeatLoop {
     this.counters.failures++;
     this.counters.consecutiveFailures++;
     this.lastError = text;
-    this.failingSince ??= this.now();
+    this.failingSince ??= this.lastAttemptAt ?? this.now();
     const next: HeartbeatHealth = isAuthError(err) ? "unauthorized" : "failing";
     if (next === this.health) {
       this.logger.debug(`heartbeat attempt ${this.counters.consecutiveFailures} failed: ${text}`);
