@@ -1,16 +1,11 @@
 import path from "node:path";
-import { constants } from "node:fs";
-import { copyFile as fsCopyFile, link, lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { link, lstat, mkdir, rename, rm } from "node:fs/promises";
+import type { CopyFileFn } from "./copy-pool.js";
 import { StorageError, errnoCode, reason } from "./errors.js";
 import { sameMtime, writeManifest, type Manifest } from "./manifest.js";
 import { ProgressTracker, type StagingProgress } from "./progress.js";
 import type { SourceFile, SourceTree } from "./source-scan.js";
 import { fsyncDir, stagingPathFor, trashPathFor } from "./storage-layout.js";
-
-/** Copies one file; the production one is fs.copyFile (kernel copy_file_range, reflink when the fs can). */
-export type CopyFileFn = (src: string, dest: string) => Promise<void>;
-
-export const defaultCopyFile: CopyFileFn = (src, dest) => fsCopyFile(src, dest, constants.COPYFILE_FICLONE);
 
 export interface CopyPlan {
   /** Files whose local copy already matches (size and mtime): hard-linked into the staging dir. */
@@ -59,18 +54,6 @@ export interface ExecuteOptions {
   onStagingDir: (dir: string) => void;
 }
 
-async function copyOne(f: SourceFile, to: string, copyFile: CopyFileFn): Promise<void> {
-  await copyFile(f.abs, to);
-  // The local mtime must equal the share's: the next incremental pass compares them.
-  const handle = await open(to, "r+");
-  try {
-    await handle.utimes(new Date(), new Date(f.mtimeMs));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 function cancelled(model: string): StorageError {
   return new StorageError("STAGING_CANCELLED", `staging of ${model} was cancelled`);
 }
@@ -91,7 +74,7 @@ async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTrac
         continue;
       }
       tracker.fileStarted(to, item.f.size);
-      await copyOne(item.f, to, o.copyFile);
+      await o.copyFile(item.f.abs, to, item.f.mtimeMs);
       tracker.fileDone(to);
     }
   };

@@ -12,6 +12,7 @@ export { runCommand } from "./run-command.js";
 export type { RunCommand, RunCommandOptions, CommandResult } from "./run-command.js";
 export type { MountTimeouts } from "./share-mount.js";
 export type { FreeSpaceFn } from "./space.js";
-export type { CopyFileFn } from "./copy-model.js";
+export { CopyPool, sharedCopyPool } from "./copy-pool.js";
+export type { CopyFileFn } from "./copy-pool.js";
 export { MANIFEST_NAME } from "./manifest.js";
 export type { Manifest } from "./manifest.js";

@@ -1,7 +1,7 @@
 import os from "node:os";
 import { mkdir } from "node:fs/promises";
 import { silentLogger, type Logger } from "@kitt/protocol";
-import { defaultCopyFile, type CopyFileFn } from "./copy-model.js";
+import { sharedCopyPool, type CopyFileFn } from "./copy-pool.js";
 import { runCommand, type RunCommand } from "./run-command.js";
 import { DEFAULT_MOUNT_TIMEOUTS, type MountTimeouts } from "./share-mount.js";
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from "./share-lookup.js";
@@ -25,6 +25,7 @@ export interface ModelStoreOptions {
   now?: () => number;
   /** Files copied at once; default 4. */
   copyConcurrency?: number;
+  /** Copies one file durably; default: fs.copyFileSync + fsync in worker threads (see copy-pool.ts). */
   copyFile?: CopyFileFn;
   /** For relative model paths; default process.cwd(). */
   cwd?: string;
@@ -65,6 +66,7 @@ function positive(name: string, value: number): number {
 
 export function resolveDeps(o: ModelStoreOptions): StoreDeps {
   const now = o.now ?? Date.now;
+  const copyConcurrency = Math.floor(positive("copyConcurrency", o.copyConcurrency ?? 4));
   return {
     logger: o.logger ?? silentLogger,
     runCommand: o.runCommand ?? runCommand,
@@ -78,8 +80,8 @@ export function resolveDeps(o: ModelStoreOptions): StoreDeps {
     mountTimeouts: { ...DEFAULT_MOUNT_TIMEOUTS, ...o.mountTimeouts },
     freeSpace: o.freeSpace ?? defaultFreeSpace,
     now,
-    copyConcurrency: Math.floor(positive("copyConcurrency", o.copyConcurrency ?? 4)),
-    copyFile: o.copyFile ?? defaultCopyFile,
+    copyConcurrency,
+    copyFile: o.copyFile ?? sharedCopyPool(copyConcurrency).copyFile,
     cwd: o.cwd ?? process.cwd(),
     homeDir: o.homeDir ?? os.homedir(),
     search: { ...DEFAULT_SEARCH_LIMITS, ...o.search, now },

@@ -3,7 +3,7 @@ import path from "node:path";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, readdir, realpath, rm, writeFile } from "node:fs/promises";
-import { copyFile as fsCopyFile } from "node:fs/promises";
+import { sharedCopyPool } from "./copy-pool.js";
 import { afterEach } from "vitest";
 
 const made: string[] = [];
@@ -94,7 +94,8 @@ export class GatedCopy {
     return new Promise((resolve) => this.startedListeners.push({ n, resolve }));
   }
 
-  readonly copyFile = async (src: string, dest: string): Promise<void> => {
+  /** Calls the production copy once the gate is open. */
+  readonly copyFile = async (src: string, dest: string, mtimeMs: number): Promise<void> => {
     this.calls.push(src);
     for (const l of this.startedListeners.filter((x) => this.calls.length >= x.n)) {
       this.startedListeners.splice(this.startedListeners.indexOf(l), 1);
@@ -102,7 +103,7 @@ export class GatedCopy {
     }
     const run = (async () => {
       if (!this.gateOpen) await new Promise<void>((resolve) => this.waiting.push(resolve));
-      await fsCopyFile(src, dest);
+      await sharedCopyPool(4).copyFile(src, dest, mtimeMs);
     })();
     this.running.push(run.catch(() => {}));
     await run;

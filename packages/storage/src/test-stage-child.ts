@@ -2,8 +2,9 @@
 // time, reports each finished file on stdout, and on file number `stopAfter`
 // writes half of it, prints "ready" and hangs until the parent kills it.
 // With "refresh", it updates an already staged model from the share.
-import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { ModelStore } from "./model-store.js";
+import { sharedCopyPool } from "./copy-pool.js";
 
 const [share, storage, modelPath, stopAfterText, mode] = process.argv.slice(2);
 if (share === undefined || storage === undefined || modelPath === undefined || stopAfterText === undefined) {
@@ -18,7 +19,7 @@ const store = await ModelStore.open(
   {
     copyConcurrency: 1,
     spaceMarginBytes: 0,
-    copyFile: async (src, dest) => {
+    copyFile: async (src, dest, mtimeMs) => {
       if (done === stopAfter) {
         const data = await readFile(src);
         await writeFile(dest, data.subarray(0, Math.floor(data.length / 2)));
@@ -26,7 +27,7 @@ const store = await ModelStore.open(
         setInterval(() => {}, 60_000);
         await new Promise(() => {});
       }
-      await copyFile(src, dest);
+      await sharedCopyPool(1).copyFile(src, dest, mtimeMs);
       done++;
       process.stdout.write(`copied ${done}\n`);
     },

@@ -1,0 +1,36 @@
+import { describe, it, expect } from "vitest";
+import path from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { CopyPool } from "./copy-pool.js";
+import { tempDir, writeModel } from "./test-helpers.js";
+
+describe("CopyPool", () => {
+  it("copies in worker threads, sets the mtime, and reports errors with their code", async () => {
+    const dir = await tempDir();
+    await writeModel(dir, { "a.bin": 300_000, "b.bin": 10, "c.bin": 0 });
+    const pool = new CopyPool(2);
+    try {
+      const mtime = Date.UTC(2024, 1, 2, 3, 4, 5, 678);
+      await Promise.all(["a.bin", "b.bin", "c.bin"].map((n) => pool.copyFile(path.join(dir, n), path.join(dir, `copy-${n}`), mtime)));
+      for (const n of ["a.bin", "b.bin", "c.bin"]) {
+        expect((await readFile(path.join(dir, `copy-${n}`))).equals(await readFile(path.join(dir, n)))).toBe(true);
+        expect((await stat(path.join(dir, `copy-${n}`))).mtimeMs).toBeCloseTo(mtime, 0);
+      }
+      await expect(pool.copyFile(path.join(dir, "missing"), path.join(dir, "x"), mtime)).rejects.toMatchObject({ code: "ENOENT" });
+      await expect(pool.copyFile(path.join(dir, "a.bin"), path.join(dir, "no-dir", "x"), mtime)).rejects.toMatchObject({ code: "ENOENT" });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("rejects what is still queued when closed", async () => {
+    const dir = await tempDir();
+    await writeModel(dir, { "a.bin": 1000 });
+    const pool = new CopyPool(1);
+    const copies = [1, 2, 3].map((i) => pool.copyFile(path.join(dir, "a.bin"), path.join(dir, `c${i}`), 0));
+    const settled = Promise.allSettled(copies);
+    await pool.close();
+    const results = await settled;
+    expect(results.filter((r) => r.status === "rejected").length).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -1,0 +1,124 @@
+import { Worker } from "node:worker_threads";
+import { constants } from "node:fs";
+
+/**
+ * Makes `dest` a durable copy of `src`: data copied by the kernel, mtime set
+ * to `mtimeMs` (the next incremental pass compares it with the share), fsync.
+ */
+export type CopyFileFn = (src: string, dest: string, mtimeMs: number) => Promise<void>;
+
+// Runs in worker threads. The copies use the synchronous calls on purpose: on
+// a worker's own thread they block nothing else, whereas fs.promises would
+// take libuv's 4 shared pool threads for the whole copy and stall the daemon's
+// other file and DNS work (heartbeats) behind a multi-GB shard.
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+parentPort.on("message", (m) => {
+  try {
+    fs.copyFileSync(m.src, m.dest, m.flags);
+    const fd = fs.openSync(m.dest, "r+");
+    try {
+      fs.futimesSync(fd, new Date(), new Date(m.mtimeMs));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    parentPort.postMessage({ id: m.id });
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: { message: String(err && err.message), code: err && err.code } });
+  }
+});
+`;
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: Pending & { id: number } | undefined;
+}
+
+interface Job extends Pending {
+  src: string;
+  dest: string;
+  mtimeMs: number;
+}
+
+/** A queue of file copies served by worker threads; the workers do not keep the process alive. */
+export class CopyPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private size: number;
+  private nextId = 1;
+
+  constructor(size: number) {
+    this.size = size;
+  }
+
+  /** Allow at least `n` copies at once. */
+  ensureSize(n: number): void {
+    this.size = Math.max(this.size, n);
+  }
+
+  readonly copyFile: CopyFileFn = (src, dest, mtimeMs) =>
+    new Promise<void>((resolve, reject) => {
+      this.queue.push({ src, dest, mtimeMs, resolve, reject });
+      this.pump();
+    });
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    const slot: Slot = { worker, busy: undefined };
+    worker.on("message", (m: { id: number; error?: { message: string; code?: string } }) => {
+      const job = slot.busy;
+      if (job === undefined || job.id !== m.id) return;
+      slot.busy = undefined;
+      if (m.error === undefined) job.resolve();
+      else job.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+      this.pump();
+    });
+    const fail = (err: Error): void => {
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      slot.busy?.reject(err);
+      slot.busy = undefined;
+      this.pump();
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`copy worker exited with code ${code}`)));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => s.busy === undefined);
+      if (slot === undefined && this.slots.length < this.size) slot = this.spawn();
+      if (slot === undefined) return;
+      const job = this.queue.shift();
+      if (job === undefined) return;
+      const id = this.nextId++;
+      slot.busy = { id, resolve: job.resolve, reject: job.reject };
+      slot.worker.postMessage({ id, src: job.src, dest: job.dest, mtimeMs: job.mtimeMs, flags: constants.COPYFILE_FICLONE });
+    }
+  }
+
+  /** Stop the workers (after their current copy); queued copies are rejected. */
+  async close(): Promise<void> {
+    for (const job of this.queue.splice(0)) job.reject(new Error("copy pool closed"));
+    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+  }
+}
+
+let shared: CopyPool | undefined;
+
+/** The process-wide pool the stores use by default, grown to `concurrency` workers. */
+export function sharedCopyPool(concurrency: number): CopyPool {
+  shared ??= new CopyPool(concurrency);
+  shared.ensureSize(concurrency);
+  return shared;
+}
