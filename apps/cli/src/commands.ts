@@ -1,4 +1,10 @@
 import Init from "./commands/init.js";
+import Preflight from "./commands/preflight.js";
+import ServiceInstall from "./commands/service/install.js";
+import ServiceStatus from "./commands/service/status.js";
+import ServiceUninstall from "./commands/service/uninstall.js";
+import TestList from "./commands/test/list.js";
+import TestStop from "./commands/test/stop.js";
 
 /**
  * The explicit command list (oclif's "explicit" strategy): no directory scan
@@ -7,4 +13,10 @@ import Init from "./commands/init.js";
  */
 export const COMMANDS = {
   init: Init,
+  preflight: Preflight,
+  "service:install": ServiceInstall,
+  "service:status": ServiceStatus,
+  "service:uninstall": ServiceUninstall,
+  "test:list": TestList,
+  "test:stop": TestStop,
 };
