@@ -81,7 +81,8 @@ describe("parseCliArgs", () => {
   });
 });
 
-describe("kitt-fake-server (spawned)", () => {
+// Generous timeout: each test starts a Node process, slow on a loaded 2-core machine.
+describe("kitt-fake-server (spawned)", { timeout: 20_000 }, () => {
   it("prints its URL, answers health, logs requests to stderr, and exits 0 on SIGTERM", async () => {
     const run = await startCli(["--port", "0", "--agent", "gpu-01:tok"]);
     expect(run.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

@@ -43,6 +43,7 @@ export function createFakeApp(ctx: AppContext): express.Express {
     ctx.store.requests.push(entry);
     res.locals.recorded = entry;
     res.on("close", () => ctx.store.notify());
+    ctx.store.notify();
     if (ctx.onRequest) {
       const report = ctx.onRequest;
       let reported = false;

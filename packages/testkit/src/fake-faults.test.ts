@@ -94,18 +94,26 @@ describe("delays", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(95);
   });
 
-  it("holds a request long enough for a client timeout to fire, and not the next one", async () => {
+  it("holds a request until the client gives up, while the next one is answered", async () => {
     server.delayNext(1, 60_000);
-    const code = await fetchFailure(call(server, "GET", "/api/v1/health", { signal: AbortSignal.timeout(50) }));
-    expect(code).toMatch(/TimeoutError|abort/i);
+    const abort = new AbortController();
+    let settled = false;
+    const failed = fetchFailure(call(server, "GET", "/api/v1/health", { signal: abort.signal })).finally(() => (settled = true));
+    // Wait until the server holds it, so the delay is consumed by this request whatever the load.
+    await server.waitFor(() => server.requests.length === 1);
     expect((await health()).status).toBe(200);
+    expect(settled).toBe(false);
+    abort.abort();
+    expect(await failed).toMatch(/abort/i);
   });
 
   it("delayAll applies to every request until clearFaults", async () => {
     server.delayAll(60_000);
-    for (let i = 0; i < 2; i++) {
-      await fetchFailure(call(server, "GET", "/api/v1/health", { signal: AbortSignal.timeout(30) }));
-    }
+    const aborts = [new AbortController(), new AbortController()];
+    const failed = aborts.map((abort) => fetchFailure(call(server, "GET", "/api/v1/health", { signal: abort.signal })));
+    await server.waitFor(() => server.requests.length === 2);
+    for (const abort of aborts) abort.abort();
+    for (const failure of failed) expect(await failure).toMatch(/abort/i);
     server.clearFaults();
     expect((await health()).status).toBe(200);
   });
@@ -140,7 +148,7 @@ describe("down and up", () => {
       });
       server.delayNext(1, 60_000);
       const inFlight = fetchFailure(call(server, "POST", "/api/v1/agents/gpu-01/heartbeat", { json: {}, token: "tok-1" }));
-      await waitFor(() => server.requests.length === 2);
+      await server.waitFor(() => server.requests.length === 2);
       await server.down();
       expect(await inFlight).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
       await server.up();

@@ -222,8 +222,9 @@ export class FakeKittServer {
   }
 
   /**
-   * Resolves once `condition` holds, re-checking after every request the server
-   * finishes (or drops): e.g. `await server.waitFor(() => server.heartbeats.length >= 2)`.
+   * Resolves once `condition` holds, re-checking whenever a request arrives and
+   * whenever a response finishes (or is dropped):
+   * e.g. `await server.waitFor(() => server.heartbeats.length >= 2)`.
    * Event-driven, so tests need no sleeps; rejects after timeoutMs.
    */
   waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {

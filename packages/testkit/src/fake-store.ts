@@ -78,7 +78,7 @@ export class FakeStore {
     };
   }
 
-  /** Called by the app after every response (or dropped connection), so waiters can re-check. */
+  /** Called by the app when a request arrives and when its response ends, so waiters can re-check. */
   notify(): void {
     for (const listener of [...this.listeners]) listener();
   }
