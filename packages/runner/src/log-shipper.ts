@@ -78,6 +78,9 @@ export class LogShipper {
   private diskBuffer: string[] = [];
   private diskWrite: Promise<void> = Promise.resolve();
   private diskBusy = false;
+  private posWrite: Promise<void> = Promise.resolve();
+  private posBusy = false;
+  private posDirty = false;
   private wake: (() => void) | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly stopping = new AbortController();
@@ -148,7 +151,7 @@ export class LogShipper {
     this.stopping.abort(new Error("log shipper stopped"));
     this.kick();
     await this.loop;
-    await this.diskWrite;
+    await this.settleDisk();
   }
 
   private enqueue(line: string, toDisk: boolean): void {
@@ -266,10 +269,29 @@ export class LogShipper {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    if (this.opts.spoolDir !== undefined) {
-      // Not fsynced: a lost position after a power cut means a few lines sent twice, not lost.
-      void writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredSpoolBytes)).catch(() => {});
+    this.savePosition();
+  }
+
+  /** One position write at a time, always the latest value (writes racing could step it back). */
+  private savePosition(): void {
+    if (this.opts.spoolDir === undefined) return;
+    if (this.posBusy) {
+      this.posDirty = true;
+      return;
     }
+    this.posBusy = true;
+    this.posDirty = false;
+    // Not fsynced: a position lost in a power cut means a few lines sent twice, not lost.
+    this.posWrite = writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredSpoolBytes), false)
+      .catch((err: unknown) => this.logger.debug(`log spool position of test ${this.testId}: ${errorText(err)}`))
+      .finally(() => {
+        this.posBusy = false;
+        if (this.posDirty) this.savePosition();
+      });
+  }
+
+  private async settleDisk(): Promise<void> {
+    while (this.diskBusy || this.posBusy) await Promise.all([this.diskWrite, this.posWrite]);
   }
 
   private giveUp(err: unknown): void {
@@ -285,8 +307,7 @@ export class LogShipper {
 
   private async removeSpool(): Promise<void> {
     if (this.opts.spoolDir === undefined) return;
-    await this.diskWrite;
-    while (this.diskBusy) await this.diskWrite;
+    await this.settleDisk();
     await rm(this.spoolPath("log"), { force: true });
     await rm(this.spoolPath("pos"), { force: true });
   }

@@ -240,13 +240,13 @@ function fileName(seq: number): string {
   return `${String(seq).padStart(SEQ_DIGITS, "0")}.json`;
 }
 
-/** Temp file, fsync, rename: after a crash the file is either whole or absent. */
-export async function writeAtomic(dir: string, name: string, text: string): Promise<void> {
+/** Temp file, fsync (unless `sync` is false), rename: after a crash the file is either whole or absent. */
+export async function writeAtomic(dir: string, name: string, text: string, sync = true): Promise<void> {
   const tmp = join(dir, `.tmp-${name}-${randomBytes(4).toString("hex")}`);
   const handle = await open(tmp, "w", 0o600);
   try {
     await handle.writeFile(text);
-    await handle.sync();
+    if (sync) await handle.sync();
   } finally {
     await handle.close();
   }
