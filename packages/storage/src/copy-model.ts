@@ -64,8 +64,17 @@ async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTrac
     ...o.plan.copy.map((f) => ({ f, reuse: false })),
   ];
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < queue.length && !o.signal.aborted) {
+    try {
+      await drain();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  };
+  const drain = async (): Promise<void> => {
+    while (next < queue.length && !o.signal.aborted && !failed) {
       const item = queue[next++];
       if (item === undefined) break;
       const to = path.join(staging, item.f.rel);

@@ -18,6 +18,11 @@ interface Located {
   manifest: Manifest;
 }
 
+interface Found extends Located {
+  /** What to run against: the model dir, its single file, or a path inside it. */
+  entry: string;
+}
+
 const noRelease = (): void => {};
 
 /**
@@ -144,7 +149,7 @@ export class ModelStore {
    * The first existing `<storage>/<suffix of modelPath>`, longest suffix first
    * (the same rule that maps the path onto the share), if it is complete.
    */
-  private async findStagedIn(storage: string, modelPath: string): Promise<Located | undefined> {
+  private async findStagedIn(storage: string, modelPath: string): Promise<Found | undefined> {
     const parts = pathParts(modelPath);
     for (let i = 0; i < parts.length; i++) {
       const rest = parts.slice(i);
@@ -153,9 +158,13 @@ export class ModelStore {
       const real = await realpathOrUndefined(dir);
       if (real === undefined) continue;
       if (!isStrictlyInside(storage, real)) return undefined;
-      const manifest = await readManifest(real);
-      if (manifest === undefined || !(await manifestMatchesDisk(real, manifest))) return undefined;
-      return { dir: real, manifest };
+      const own = await readManifest(real);
+      // Without its own manifest it may still lie inside a staged model (a
+      // sub-directory, or a model staged as part of a bigger directory).
+      const located = own !== undefined ? { dir: real, manifest: own } : await this.enclosing(storage, real);
+      if (located === undefined || !(await manifestMatchesDisk(located.dir, located.manifest))) return undefined;
+      const entry = located.dir === real ? modelEntryPath(real, located.manifest) : real;
+      return { ...located, entry };
     }
     return undefined;
   }
@@ -164,7 +173,7 @@ export class ModelStore {
   async findStaged(modelPath: string): Promise<string | undefined> {
     await checkModelPath(modelPath, this.current, this.deps.cwd);
     const storage = await this.prepare(this.current.modelStorageDir);
-    return (await this.findStagedIn(storage, modelPath))?.dir;
+    return (await this.findStagedIn(storage, modelPath))?.entry;
   }
 
   private mountDeps(onLog: ((line: string) => void) | undefined): MountDeps {
@@ -200,7 +209,7 @@ export class ModelStore {
 
     const staged = await this.findStagedIn(storage, modelPath);
     if (staged !== undefined && opts.refresh !== true) {
-      const leased = this.lease(staged.dir, modelEntryPath(staged.dir, staged.manifest), "staged");
+      const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
     }
 
@@ -251,7 +260,7 @@ export class ModelStore {
     }
 
     if (staged !== undefined) {
-      const leased = this.lease(staged.dir, modelEntryPath(staged.dir, staged.manifest), "staged");
+      const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
     }
     if (inStorage !== undefined) {

@@ -112,6 +112,18 @@ describe("resolve: the other steps", () => {
     again.release();
   });
 
+  it("1: finds a model staged as part of a bigger directory", async () => {
+    const f = await storeFixture(QWEN);
+    const store = await open(f);
+    const org = await store.resolve("/data/hf/Qwen");
+    org.release();
+    const copy = new GatedCopy();
+    const model = await (await open(f, { copyFile: copy.copyFile })).resolve("/data/hf/Qwen/Qwen3-8B");
+    expect(model).toMatchObject({ how: "staged", path: path.join(org.path, "Qwen3-8B"), modelDir: org.path });
+    expect(copy.calls).toEqual([]);
+    model.release();
+  });
+
   it("2: uses a path already in storage (inside a staged model, or placed there by hand)", async () => {
     const f = await storeFixture(QWEN);
     const store = await open(f, {}, false);
@@ -127,7 +139,8 @@ describe("resolve: the other steps", () => {
     (await withShare.resolve("/x/hf/Qwen/Qwen3-8B")).release();
     const sub = path.join(f.storage, "hf", "Qwen", "Qwen3-8B", "tokenizer");
     const inside = await withShare.resolve(sub);
-    expect(inside).toMatchObject({ how: "storage", path: sub, modelDir: path.dirname(sub) });
+    // Step 1 already recognises it as part of a complete staged model.
+    expect(inside).toMatchObject({ how: "staged", path: sub, modelDir: path.dirname(sub) });
     inside.release();
   });
 
