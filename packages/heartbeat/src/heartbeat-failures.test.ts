@@ -1,3 +1,7 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+
+import { KittServerClient } from "@kitt/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { NAME, T0, TOKEN, useHarness } from "./test-harness.js";
@@ -61,6 +65,31 @@ describe("HeartbeatLoop: server down or failing", () => {
     expect(t.lines("warn", /heartbeat failing: .*HTTP 503: maintenance/)).toHaveLength(1);
     expect(t.lines("info", /recovered after 4 failed/)).toHaveLength(1);
     expect(t.logger.records.filter((r) => r.level === "warn")).toHaveLength(1);
+  });
+
+  it("believes a Retry-After header, within the cap", async () => {
+    // The fake server cannot send headers on injected faults: a bare HTTP server answers instead.
+    const answers = ["7", "120"];
+    const bare = createServer((req, res) => {
+      req.resume();
+      res.writeHead(503, { "content-type": "application/json", "retry-after": answers.shift() ?? "1" });
+      res.end(JSON.stringify({ error: "maintenance" }));
+    });
+    await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
+    const client = new KittServerClient({ serverUrl: url, token: TOKEN });
+    try {
+      const srv = await h.server();
+      const t = h.loop(srv, { backoff, random: () => 0, client, agentId: "0123456789abcdef" });
+      await t.loop.start();
+      expect((await t.sleeper.next()).ms).toBe(7_000);
+      await t.sleeper.fireNext();
+      expect((await t.sleeper.next()).ms).toBe(8_000);
+      await t.loop.stop();
+    } finally {
+      client.close();
+      await new Promise((resolve) => bare.close(resolve));
+    }
   });
 
   it("counts an invalid response as a failure and says what was wrong", async () => {

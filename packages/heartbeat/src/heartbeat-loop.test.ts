@@ -150,6 +150,19 @@ describe("HeartbeatLoop: start and cadence", () => {
     expect(t.sleeper.requested).toEqual([31_500, 31_500]);
   });
 
+  it("beatNow() during an in-flight heartbeat sends one more right after it", async () => {
+    const srv = await h.server();
+    srv.delayNext(1, 150, { path: HEARTBEAT });
+    const t = h.loop(srv, { agentId: NAME });
+    await t.loop.start();
+    await vi.waitFor(() => expect(srv.requests).toHaveLength(1), { timeout: 2_000, interval: 5 });
+    expect(srv.heartbeats).toHaveLength(0); // still delayed on the server
+    await t.loop.beatNow();
+    expect(srv.heartbeats).toHaveLength(2);
+    await t.sleeper.next();
+    expect(t.sleeper.requested).toHaveLength(1);
+  });
+
   it("refuses to start twice", async () => {
     const srv = await h.server();
     const t = h.loop(srv);

@@ -1,5 +1,4 @@
 import {
-  type AgentStatus,
   type BackoffPolicy,
   clampInterval,
   type HeartbeatRequest,
@@ -22,15 +21,13 @@ import {
 } from "./cadence.js";
 import { type CommandStore, FileCommandStore, MemoryCommandStore } from "./command-store.js";
 import { dispatchOnce } from "./dispatch.js";
+import { HealthTracker, isAuthError } from "./health-tracker.js";
 import { buildHeartbeatBody } from "./payload.js";
-import type { HeartbeatHealth, HeartbeatLoopOptions, HeartbeatState, SleepFn, StatusSnapshot } from "./types.js";
+import { StatusReader } from "./status-reader.js";
+import type { HeartbeatHealth, HeartbeatLoopOptions, HeartbeatState, SleepFn } from "./types.js";
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function isAuthError(err: unknown): err is ServerError {
-  return err instanceof ServerError && (err.status === 401 || err.status === 403);
 }
 
 function isAborted(err: unknown): boolean {
@@ -58,22 +55,18 @@ export class HeartbeatLoop {
   private readonly jitterRatio: number;
   private readonly runningMinS: number;
   private readonly requestTimeoutMs: number;
-  private readonly statusTimeoutMs: number;
   private readonly startedAt: number;
+  private readonly tracker: HealthTracker;
+  private readonly status: StatusReader;
 
   private store: CommandStore = new MemoryCommandStore();
   private agentId: string | null;
   private agentName: string | null = null;
   private intervalS: number;
-  private health: HeartbeatHealth = "starting";
-  private counters = { successes: 0, failures: 0, consecutiveFailures: 0, dispatched: 0, duplicates: 0 };
-  private lastSuccessAt: number | null = null;
+  private commandsDispatched = 0;
+  private commandsDuplicate = 0;
   private lastAttemptAt: number | null = null;
-  private lastError: string | null = null;
-  private failingSince: number | null = null;
   private nextDelayMs: number | null = null;
-  private lastSnapshot: Pick<StatusSnapshot, "status" | "current_task"> | null = null;
-  private statusProviderFailing = false;
   private lastSettingsKey: string | null = null;
   private lastProblemsKey = "";
 
@@ -95,7 +88,13 @@ export class HeartbeatLoop {
     this.jitterRatio = options.jitterRatio ?? DEFAULT_JITTER_RATIO;
     this.runningMinS = options.runningMinIntervalS ?? DEFAULT_RUNNING_MIN_INTERVAL_S;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-    this.statusTimeoutMs = options.statusTimeoutMs ?? 5_000;
+    this.status = new StatusReader(options.status, options.statusTimeoutMs ?? 5_000, this.logger);
+    this.tracker = new HealthTracker(
+      this.logger,
+      this.backoff.maxMs,
+      () => this.agentName ?? this.agentId ?? "this agent",
+      (health) => this.notifyHealth(health),
+    );
     this.startedAt = options.startedAt ?? this.now();
     this.agentId = options.agentId !== undefined && options.agentId !== "" ? options.agentId : null;
     this.intervalS = clampInterval(options.intervalS ?? DEFAULT_INTERVAL_S);
@@ -156,20 +155,21 @@ export class HeartbeatLoop {
   }
 
   get state(): HeartbeatState {
+    const t = this.tracker;
     return {
       agentId: this.agentId,
-      health: this.health,
-      statusOverride: this.statusOverride(),
-      lastSuccessAt: this.lastSuccessAt,
+      health: t.health,
+      statusOverride: t.health === "unauthorized" ? "error" : null,
+      lastSuccessAt: t.lastSuccessAt,
       lastAttemptAt: this.lastAttemptAt,
-      lastError: this.lastError,
-      consecutiveFailures: this.counters.consecutiveFailures,
-      successes: this.counters.successes,
-      failures: this.counters.failures,
+      lastError: t.lastError,
+      consecutiveFailures: t.consecutiveFailures,
+      successes: t.successes,
+      failures: t.failures,
       intervalS: this.intervalS,
       nextDelayMs: this.nextDelayMs,
-      commandsDispatched: this.counters.dispatched,
-      commandsDuplicate: this.counters.duplicates,
+      commandsDispatched: this.commandsDispatched,
+      commandsDuplicate: this.commandsDuplicate,
       running: this.loop !== null && !this.stopping,
     };
   }
@@ -197,10 +197,15 @@ export class HeartbeatLoop {
   }
 
   private nextDelay(): number {
-    if (this.health === "unauthorized") return unauthorizedDelayMs(this.backoff, this.jitterRatio, this.random);
-    if (this.health === "failing") return failureDelayMs(this.counters.consecutiveFailures, this.backoff, this.random);
+    const { health, consecutiveFailures, retryAfterMs } = this.tracker;
+    if (health === "unauthorized") return unauthorizedDelayMs(this.backoff, this.jitterRatio, this.random);
+    if (health === "failing") {
+      const backoff = failureDelayMs(consecutiveFailures, this.backoff, this.random);
+      // A server that says when to come back (429/503 Retry-After) is believed, within the cap.
+      return retryAfterMs === undefined ? backoff : Math.min(this.backoff.maxMs, Math.max(backoff, retryAfterMs));
+    }
     return intervalDelayMs(this.intervalS, {
-      running: this.lastSnapshot?.status === "running",
+      running: this.status.running,
       runningMinS: this.runningMinS,
       jitterRatio: this.jitterRatio,
       random: this.random,
@@ -209,18 +214,19 @@ export class HeartbeatLoop {
 
   /** One heartbeat, registration included when needed. Never throws. */
   private async attempt(): Promise<void> {
-    this.lastAttemptAt = this.now();
+    const attemptAt = this.now();
+    this.lastAttemptAt = attemptAt;
     const inflight = new AbortController();
     this.inflight = inflight;
     try {
-      const snapshot = await this.snapshot();
+      const snapshot = await this.status.read();
       const body = buildHeartbeatBody(snapshot, (this.now() - this.startedAt) / 1000);
       const response = await this.send(body, inflight.signal);
-      this.succeeded();
+      this.tracker.succeeded(this.now());
       await this.handle(response);
     } catch (err) {
       if (this.stopping && isAborted(err)) return;
-      this.failed(err);
+      this.tracker.failed(err, attemptAt);
     } finally {
       this.inflight = null;
     }
@@ -277,86 +283,12 @@ export class HeartbeatLoop {
     }
   }
 
-  /**
-   * The daemon's status figures, bounded in time: a hung GPU query must not
-   * stop the heartbeat, so after statusTimeoutMs the heartbeat goes out with
-   * the last known status and no figures. Logged once per streak.
-   */
-  private async snapshot(): Promise<Partial<StatusSnapshot>> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.statusTimeoutMs} ms`)), this.statusTimeoutMs);
-    });
-    try {
-      const snapshot = await Promise.race([Promise.resolve().then(() => this.opts.status()), timeout]);
-      if (this.statusProviderFailing) this.logger.info("status figures are available again");
-      this.statusProviderFailing = false;
-      this.lastSnapshot = { status: snapshot.status, current_task: snapshot.current_task ?? "" };
-      return snapshot;
-    } catch (err) {
-      if (!this.statusProviderFailing) this.logger.warn(`status provider failed (${message(err)}); heartbeats go out without figures`);
-      this.statusProviderFailing = true;
-      return this.lastSnapshot ?? { status: "idle" };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /* ---- outcomes ---- */
-
-  private statusOverride(): AgentStatus | null {
-    return this.health === "unauthorized" ? "error" : null;
-  }
-
-  private setHealth(health: HeartbeatHealth): void {
-    if (health === this.health) return;
-    this.health = health;
+  private notifyHealth(health: HeartbeatHealth): void {
     try {
       this.opts.onHealthChange?.(health, this.state);
     } catch (err) {
       this.logger.error(`onHealthChange callback failed: ${message(err)}`);
     }
-  }
-
-  private succeeded(): void {
-    const now = this.now();
-    if (this.health === "failing" || this.health === "unauthorized") {
-      const since = this.failingSince ?? now;
-      this.logger.info(
-        `heartbeat recovered after ${this.counters.consecutiveFailures} failed attempt(s) over ${Math.round((now - since) / 1000)} s`,
-      );
-    }
-    this.counters.successes++;
-    this.counters.consecutiveFailures = 0;
-    this.lastSuccessAt = now;
-    this.lastError = null;
-    this.failingSince = null;
-    this.setHealth("ok");
-  }
-
-  /** One log line per change of trouble, not one per attempt. */
-  private failed(err: unknown): void {
-    const text = message(err);
-    this.counters.failures++;
-    this.counters.consecutiveFailures++;
-    this.lastError = text;
-    this.failingSince ??= this.lastAttemptAt ?? this.now();
-    const next: HeartbeatHealth = isAuthError(err) ? "unauthorized" : "failing";
-    if (next === this.health) {
-      this.logger.debug(`heartbeat attempt ${this.counters.consecutiveFailures} failed: ${text}`);
-      return;
-    }
-    if (next === "unauthorized") {
-      const who = this.agentName ?? this.agentId ?? "this agent";
-      this.logger.error(
-        `heartbeat rejected: ${text}. The KITT server does not accept this agent's token for ${who}; ` +
-          `fix "token" in agent.yaml (or the server's agent record). Agent status is now "error"; ` +
-          `retrying every ${Math.round(this.backoff.maxMs / 1000)} s`,
-      );
-    } else {
-      this.logger.warn(`heartbeat failing: ${text}; retrying with backoff up to ${Math.round(this.backoff.maxMs / 1000)} s`);
-    }
-    this.setHealth(next);
   }
 
   private async handle(response: HeartbeatResponse): Promise<void> {
@@ -367,8 +299,8 @@ export class HeartbeatLoop {
     this.applySettings(response);
     for (const command of response.commands) {
       const outcome = await dispatchOnce(command, this.store, this.opts.onCommand, this.logger);
-      if (outcome === "dispatched") this.counters.dispatched++;
-      else this.counters.duplicates++;
+      if (outcome === "dispatched") this.commandsDispatched++;
+      else this.commandsDuplicate++;
     }
   }
 
