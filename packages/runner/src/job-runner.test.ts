@@ -91,6 +91,15 @@ describe("JobRunner: run_test", () => {
     expect(await t.resolver.staged()).toEqual([]);
   });
 
+  it("a registry name is passed through as is and never evicted", async () => {
+    const t = await setup({ autoCleanup: true });
+    t.runner.submit(runTest("1", { model_path: "qwen2.5:7b", engine_name: "ollama", engine_mode: null }));
+    await t.runner.whenIdle();
+    expect(t.reporter.lines("t-1")).toContain("model=qwen2.5:7b engine=ollama suite=quick mode=");
+    expect(t.reporter.statuses("t-1").at(-1)).toEqual({ status: "completed" });
+    expect(t.resolver.calls.filter((c) => c.startsWith("evict"))).toEqual([]);
+  });
+
   it("a non-zero exit fails the job with `Exit <code>` and sends no result_data", async () => {
     const t = await setup({}, { FAKE_EXIT: "3" });
     t.runner.submit(runTest("1", { model_path: join(t.share, "Qwen-0.5B") }));

@@ -26,10 +26,17 @@ export interface StagedModel {
   localPath: string;
   /** The job is done with it (the resolver may count users). */
   release(): void | Promise<void>;
+  /**
+   * False when nothing was staged (a registry name, a path used in place):
+   * auto_cleanup then leaves it alone. Absent means true.
+   */
+  staged?: boolean;
 }
 
 export interface EvictOptions {
   onLog: (line: string) => void;
+  /** The staged copy, when the runner knows it (auto_cleanup after a job). */
+  localPath?: string;
 }
 
 /**

@@ -2,7 +2,7 @@ import { readdir } from "node:fs/promises";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { MemoryLogger, ServerError } from "@kitt/protocol";
+import { MemoryLogger, type ServerError } from "@kitt/protocol";
 import { useTempDir } from "@kitt/testkit";
 
 import { LogShipper } from "./log-shipper.js";

@@ -109,12 +109,12 @@ describe("Outbox", () => {
 
   it("holds results until the agent has an id", async () => {
     fixture = await startServer();
-    let agentId: string | undefined;
-    const outbox = await openOutbox(await tempDir(), fixture, { agentId: () => agentId });
+    const registered: { agentId?: string } = {};
+    const outbox = await openOutbox(await tempDir(), fixture, { agentId: () => registered.agentId });
     outbox.start();
     await outbox.add({ kind: "result", testId: "t1", report: report("c9") });
     expect(await outbox.flush(100)).toBe(false);
-    agentId = fixture.agentId;
+    registered.agentId = fixture.agentId;
     expect(await outbox.flush(5000)).toBe(true);
     expect(fixture.server.results.map((r) => r.agentId)).toEqual([fixture.agentId]);
   });

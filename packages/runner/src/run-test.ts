@@ -136,13 +136,13 @@ async function release(job: Job, spec: RunTestSpec, ctx: RunContext, staged: Sta
   } catch (err) {
     ctx.logger.warn(`releasing model ${spec.modelPath} failed: ${errorText(err)}`);
   }
-  if (!ctx.autoCleanup()) return;
+  if (!ctx.autoCleanup() || staged.staged === false) return;
   if (ctx.modelInUse(spec.modelPath, job)) {
     job.log(`auto_cleanup: keeping ${spec.modelPath}, another job uses it`);
     return;
   }
   try {
-    await ctx.resolver.evict(spec.modelPath, { onLog: (line) => job.log(line) });
+    await ctx.resolver.evict(spec.modelPath, { onLog: (line) => job.log(line), localPath: staged.localPath });
     job.log(`auto_cleanup: evicted ${spec.modelPath}`);
   } catch (err) {
     job.log(`auto_cleanup: could not evict ${spec.modelPath}: ${errorText(err)}`);

@@ -33,6 +33,10 @@ export class DirResolver implements ModelResolver {
         }),
       ]);
     }
+    if (!modelPath.includes("/")) {
+      // A registry name (`qwen2.5:7b`): the engine pulls it, nothing is staged.
+      return { localPath: modelPath, staged: false, release: () => {} };
+    }
     try {
       await stat(modelPath);
     } catch {
