@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { useTempDir } from "@kitt/testkit";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { COMMAND_LEDGER_FILE, MemoryCommandStore } from "./command-store.js";
 import { NAME, useHarness } from "./test-harness.js";
@@ -65,6 +65,19 @@ describe("HeartbeatLoop: commands", () => {
     await second.sleeper.next();
     expect(second.commands.map((c) => c.command_id)).toEqual([next.command_id]);
     expect(second.loop.state).toMatchObject({ commandsDispatched: 1, commandsDuplicate: 1 });
+  });
+
+  it("stop() lets an in-flight heartbeat finish so a command already handed out is not lost", async () => {
+    const srv = await h.server();
+    srv.delayNext(1, 150, { path: HEARTBEAT });
+    const row = srv.queueTest(job);
+    const t = h.loop(srv, { agentId: NAME });
+    await t.loop.start();
+    await vi.waitFor(() => expect(srv.requests).toHaveLength(1), { timeout: 2_000, interval: 5 });
+    await t.loop.stop();
+    expect(srv.getTest(row.id)?.status).toBe("dispatched");
+    expect(t.commands.map((c) => c.command_id)).toEqual([row.command_id]);
+    expect(t.sleeper.requested).toEqual([]);
   });
 
   it("a dispatcher that throws or rejects is logged; the command stays accepted and the loop goes on", async () => {

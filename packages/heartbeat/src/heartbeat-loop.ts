@@ -218,17 +218,24 @@ export class HeartbeatLoop {
     this.lastAttemptAt = attemptAt;
     const inflight = new AbortController();
     this.inflight = inflight;
+    let response: HeartbeatResponse;
     try {
       const snapshot = await this.status.read();
       const body = buildHeartbeatBody(snapshot, (this.now() - this.startedAt) / 1000);
-      const response = await this.send(body, inflight.signal);
-      this.tracker.succeeded(this.now());
-      await this.handle(response);
+      response = await this.send(body, inflight.signal);
     } catch (err) {
-      if (this.stopping && isAborted(err)) return;
-      this.tracker.failed(err, attemptAt);
+      if (!(this.stopping && isAborted(err))) this.tracker.failed(err, attemptAt);
+      return;
     } finally {
       this.inflight = null;
+    }
+    this.tracker.succeeded(this.now());
+    // The server has handed the commands out by now: they are handled even
+    // while stopping, and a fault here is ours, not a failed heartbeat.
+    try {
+      await this.handle(response);
+    } catch (err) {
+      this.logger.error(`handling the heartbeat response failed: ${message(err)}`);
     }
   }
 

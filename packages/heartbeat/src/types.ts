@@ -58,7 +58,11 @@ export interface HeartbeatState {
   /** The id used in heartbeat URLs; null until registration (or a response) gave one. */
   agentId: string | null;
   health: HeartbeatHealth;
-  /** `error` while unauthorized, otherwise null: the daemon's own status applies. */
+  /**
+   * `error` while the token is refused, otherwise null (the daemon's own
+   * status applies). For the daemon's /api/status; heartbeats themselves
+   * carry the status provider's value, since a refused one is never stored.
+   */
   statusOverride: AgentStatus | null;
   /** Epoch ms (from the injected clock) of the last acknowledged heartbeat. */
   lastSuccessAt: number | null;
