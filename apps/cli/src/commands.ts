@@ -1,3 +1,4 @@
+import Hardware from "./commands/hardware.js";
 import Init from "./commands/init.js";
 import Preflight from "./commands/preflight.js";
 import ServiceInstall from "./commands/service/install.js";
@@ -12,6 +13,7 @@ import TestStop from "./commands/test/stop.js";
  * lazily inside run(), so importing all of them here stays cheap.
  */
 export const COMMANDS = {
+  hardware: Hardware,
   init: Init,
   preflight: Preflight,
   "service:install": ServiceInstall,

@@ -19,6 +19,23 @@ interface OclifErrorShape {
   skipOclifErrorHandling?: boolean;
 }
 
+function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;]*m/g, "");
+}
+
+/**
+ * oclif's parse errors span lines ("Parsing --port", a tab-indented reason,
+ * "See more help with --help"): the useful lines joined into one.
+ */
+function oclifLine(text: string): string {
+  const lines = stripAnsi(text)
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !/^See more help with/.test(l) && !/^The following errors? occurred:?$/.test(l));
+  return lines.reduce((acc, l) => (acc === "" ? l : `${acc}${acc.endsWith(":") ? " " : ": "}${l}`), "").replace(/\s{2,}/g, " ");
+}
+
 function firstLine(text: string): string {
   const line = text.split("\n").find((l) => l.trim() !== "") ?? text;
   // oclif and some libraries wrap messages in ANSI colours; the terminal may not be one.
@@ -48,7 +65,7 @@ export function classifyError(err: unknown): ErrorReport {
     // Parse errors and "command not found" are the user's to fix.
     const code = shape.oclif.exit;
     const exitCode = code === undefined || code === 2 || code === 127 ? EXIT_USAGE : code;
-    return { exitCode, message: firstLine(err.message), stack: err.stack, bug: false };
+    return { exitCode, message: oclifLine(err.message), stack: err.stack, bug: false };
   }
   if (typeof shape.code === "string") {
     const usage = shape.code === "USAGE" || shape.code === "CONFIG" || err.name.endsWith("UsageError") || err.name === "ConfigError";

@@ -20,12 +20,14 @@ export interface UnitOptions {
 
 /**
  * One word of a systemd command line or assignment: quoted when needed, with
- * `\` and `"` escaped, and `%` (specifiers) and `$` (variable expansion)
- * doubled so a path is taken literally.
+ * `\` and `"` escaped and `%` (specifiers) doubled so a path is taken
+ * literally. `$` is doubled only where systemd expands variables: in the
+ * arguments of ExecStart, not in its executable nor in Environment=.
  */
-export function systemdWord(value: string): string {
+export function systemdWord(value: string, options: { expandsVariables?: boolean } = {}): string {
   if (/[\n\r\0]/.test(value)) throw new Error(`a systemd value cannot contain control characters: ${JSON.stringify(value)}`);
-  const literal = value.replace(/%/g, "%%").replace(/\$/g, "$$$$");
+  const specifiers = value.replace(/%/g, "%%");
+  const literal = options.expandsVariables === true ? specifiers.replace(/\$/g, "$$$$") : specifiers;
   if (literal !== "" && /^[A-Za-z0-9_@%+=:,./$-]+$/.test(literal)) return literal;
   return `"${literal.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
@@ -54,7 +56,7 @@ export function renderUnit(options: UnitOptions): string {
     `User=${options.user}`,
     `Environment=${systemdWord(`HOME=${options.home}`)}`,
     `Environment=${systemdWord(`KITT_AGENT_CONFIG=${options.configPath}`)}`,
-    `ExecStart=${[options.nodePath, options.cliEntry, "start"].map(systemdWord).join(" ")}`,
+    `ExecStart=${[systemdWord(options.nodePath), ...[options.cliEntry, "start"].map((w) => systemdWord(w, { expandsVariables: true }))].join(" ")}`,
     "Restart=on-failure",
     "RestartSec=10",
     // SIGTERM to the daemon only: it stops its benchmark itself and reports the outcome.

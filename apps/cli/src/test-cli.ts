@@ -1,0 +1,60 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../bin/run.js", import.meta.url));
+const DIST_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of a CLI child: a temp HOME and no KITT_* leaking in from the developer's shell. */
+export function cliEnv(home: string, extra: Record<string, string | undefined> = {}, binDirs: string[] = []): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KITT_") && !k.startsWith("FAKE_NVML")) env[k] = v;
+  env.HOME = home;
+  env.PATH = [...binDirs, process.env.PATH ?? ""].join(delimiter);
+  // Point NVML at nothing unless a test brings a fake library.
+  env.KITT_NVML_PATH = join(home, "no-libnvidia-ml.so.1");
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+/** Runs the built kitt-agent as a child process and collects its output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  if (!existsSync(DIST_MAIN)) throw new Error(`${DIST_MAIN} is missing: build @kitt/cli before its tests`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd ?? env.HOME, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * A fake executable (a sh script) in `dir` that appends "name arg1 arg2..." to
+ * `log` and then runs `body` (sh).
+ */
+export async function fakeBin(dir: string, name: string, log: string, body = "exit 0"): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, name);
+  await writeFile(path, `#!/bin/sh\nprintf '%s\\n' "${name} $*" >> '${log}'\n${body}\n`);
+  await chmod(path, 0o755);
+  return path;
+}
