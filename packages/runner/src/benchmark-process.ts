@@ -127,15 +127,17 @@ export class BenchmarkProcess {
     const streams: [NodeJS.ReadableStream, OutputStream][] = [];
     if (child.stdout) streams.push([child.stdout, "stdout"]);
     if (child.stderr) streams.push([child.stderr, "stderr"]);
+    const backlog = new OutputBacklog(streams.map(([stream]) => stream));
     const closed = streams.map(
       ([stream, name]) =>
         new Promise<void>((resolve) => {
           const splitter = new LineSplitter((line) => options.onLine(line, name), { maxLineChars: options.maxLineChars });
-          stream.on("data", (chunk: Buffer) => splitter.push(chunk));
-          const finish = () => {
-            splitter.end();
-            resolve();
-          };
+          stream.on("data", (chunk: Buffer) => backlog.add(() => splitter.push(chunk), chunk.length));
+          const finish = () =>
+            backlog.add(() => {
+              splitter.end();
+              resolve();
+            }, 0);
           stream.once("end", finish);
           stream.once("error", finish);
         }),
@@ -162,6 +164,69 @@ export class BenchmarkProcess {
       child.stderr?.destroy();
     }
     return { exitCode: exit.code, signal: exit.signal, stoppedBy: this.stoppedBy, killed: this.killed };
+  }
+}
+
+/** Time spent splitting and dispatching lines before the event loop gets a turn (and reads the pipes again). */
+const SLICE_MS = 4;
+/** Read but unprocessed output beyond which the pipes are paused (the only backpressure there is). */
+const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Decouples reading the benchmark's pipes from processing its lines. Chunks
+ * are queued as they are read and processed in time slices, so the event
+ * loop keeps draining the pipes while a burst of output is worked through:
+ * a benchmark printing as fast as it can is not held back by the agent's
+ * per-line work. Arrival order (across stdout and stderr) is kept.
+ */
+class OutputBacklog {
+  private readonly items: { run: () => void; bytes: number }[] = [];
+  private head = 0;
+  private bytes = 0;
+  private scheduled = false;
+  private paused = false;
+
+  constructor(private readonly streams: NodeJS.ReadableStream[]) {}
+
+  add(run: () => void, bytes: number): void {
+    this.items.push({ run, bytes });
+    this.bytes += bytes;
+    if (this.bytes > MAX_BACKLOG_BYTES && !this.paused) {
+      this.paused = true;
+      for (const s of this.streams) s.pause();
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    const deadline = performance.now() + SLICE_MS;
+    do {
+      const item = this.items[this.head++];
+      if (item === undefined) break;
+      this.bytes -= item.bytes;
+      item.run();
+    } while (performance.now() < deadline);
+    if (this.head >= this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else {
+      if (this.head > 1024) {
+        this.items.splice(0, this.head);
+        this.head = 0;
+      }
+      this.schedule();
+    }
+    if (this.paused && this.bytes < MAX_BACKLOG_BYTES / 2) {
+      this.paused = false;
+      for (const s of this.streams) s.resume();
+    }
   }
 }
 

@@ -49,4 +49,16 @@ describe("LineSplitter", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^z{65536} \[\.\.\. line cut: 34464 more characters\]$/);
   });
+
+  it("gives the same lines however the bytes are chunked", () => {
+    const text = "a\r\nb\rc\n\nd\r\re🚀\r\n" + "x".repeat(50) + "\rtail";
+    const whole = split([text], 20);
+    const bytes = Buffer.from(text);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      expect(split([bytes.subarray(0, cut), bytes.subarray(cut)], 20)).toEqual(whole);
+    }
+    const oneByOne = Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
+    expect(split(oneByOne, 20)).toEqual(whole);
+    expect(whole).toEqual(["a", "b", "c", "", "d", "", "e🚀", `${"x".repeat(20)} [... line cut: 30 more characters]`, "tail"]);
+  });
 });

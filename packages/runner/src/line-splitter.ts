@@ -44,19 +44,23 @@ export class LineSplitter {
     let start = 0;
     if (this.pendingCr && text.startsWith("\n")) start = 1;
     this.pendingCr = false;
-    for (let i = start; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      this.append(text.slice(start, i));
+    // indexOf is native and fast; a char-by-char loop costs more than the rest of the line's trip.
+    let nl = text.indexOf("\n", start);
+    let cr = text.indexOf("\r", start);
+    while (nl !== -1 || cr !== -1) {
+      const end = nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
+      this.append(text.slice(start, end));
       this.finishLine();
-      if (c === 13) {
-        if (i + 1 < text.length) {
-          if (text.charCodeAt(i + 1) === 10) i++;
+      start = end + 1;
+      if (end === cr) {
+        if (start < text.length) {
+          if (text.charCodeAt(start) === 10) start++;
         } else {
           this.pendingCr = true;
         }
+        cr = text.indexOf("\r", start);
       }
-      start = i + 1;
+      if (nl !== -1 && nl < start) nl = text.indexOf("\n", start);
     }
     if (start < text.length) this.append(text.slice(start));
   }

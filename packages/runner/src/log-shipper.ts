@@ -41,15 +41,8 @@ export interface LogShipperOptions {
   random?: () => number;
 }
 
-interface Pending {
-  line: string;
-  /** Bytes of this line in the spool file. */
-  spoolBytes: number;
-}
-
-function spoolText(line: string): string {
-  return `${JSON.stringify(line)}\n`;
-}
+/** Per-line overhead counted against the cap (queue entry, spool quoting). */
+const LINE_OVERHEAD = 16;
 
 /**
  * Ships one job's log lines to `POST /api/v1/quicktest/<test_id>/logs`:
@@ -66,13 +59,14 @@ export class LogShipper {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly maxBatch: number;
   private readonly maxPending: number;
-  private queue: Pending[] = [];
+  private queue: string[] = [];
   private head = 0;
   private pendingBytes = 0;
   private droppedSinceMarker = 0;
   private totalDropped = 0;
   private deliveredLines = 0;
-  private deliveredSpoolBytes = 0;
+  /** Spool records (lines) delivered: the `.pos` file. */
+  private deliveredRecords = 0;
   private closed = false;
   private gaveUp = false;
   private diskBuffer: string[] = [];
@@ -86,7 +80,7 @@ export class LogShipper {
   private readonly stopping = new AbortController();
   private readonly loop: Promise<void>;
 
-  constructor(options: LogShipperOptions, resume?: { lines: string[]; deliveredSpoolBytes: number }) {
+  constructor(options: LogShipperOptions, resume?: { lines: string[]; deliveredRecords: number }) {
     if (!isSafeId(options.testId)) throw new KittError(`log shipper: unsafe test id ${JSON.stringify(options.testId)}`, { code: "USAGE" });
     this.testId = options.testId;
     this.opts = options;
@@ -95,7 +89,7 @@ export class LogShipper {
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     if (resume !== undefined) {
-      this.deliveredSpoolBytes = resume.deliveredSpoolBytes;
+      this.deliveredRecords = resume.deliveredRecords;
       for (const line of resume.lines) this.enqueue(line, false);
     }
     this.loop = this.run();
@@ -155,7 +149,8 @@ export class LogShipper {
   }
 
   private enqueue(line: string, toDisk: boolean): void {
-    const bytes = Buffer.byteLength(line) + 3;
+    // Characters, not bytes: exact enough for a memory cap and much cheaper per line.
+    const bytes = line.length + LINE_OVERHEAD;
     if (this.pendingBytes + bytes > this.maxPending && this.pending > 0) {
       this.droppedSinceMarker++;
       this.totalDropped++;
@@ -174,12 +169,11 @@ export class LogShipper {
   }
 
   private add(line: string, toDisk: boolean): void {
-    const text = spoolText(line);
-    const spoolBytes = Buffer.byteLength(text);
-    this.queue.push({ line, spoolBytes });
-    this.pendingBytes += spoolBytes;
+    this.queue.push(line);
+    this.pendingBytes += line.length + LINE_OVERHEAD;
     if (toDisk && this.opts.spoolDir !== undefined) {
-      this.diskBuffer.push(text);
+      // One JSON string per record: a line holding a newline stays one record.
+      this.diskBuffer.push(JSON.stringify(line));
       this.flushDisk();
     }
   }
@@ -187,7 +181,7 @@ export class LogShipper {
   private flushDisk(): void {
     if (this.diskBusy || this.diskBuffer.length === 0) return;
     this.diskBusy = true;
-    const chunk = this.diskBuffer.join("");
+    const chunk = `${this.diskBuffer.join("\n")}\n`;
     this.diskBuffer = [];
     this.diskWrite = appendFile(this.spoolPath("log"), chunk, { mode: 0o600 })
       .catch((err: unknown) => this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}`))
@@ -211,19 +205,19 @@ export class LogShipper {
     return this.gaveUp || (this.pending === 0 && this.droppedSinceMarker === 0);
   }
 
-  private takeBatch(): { text: string; count: number; spoolBytes: number } {
+  private takeBatch(): { text: string; count: number; chars: number } {
     const lines: string[] = [];
     let bytes = 0;
-    let spoolBytes = 0;
+    let chars = 0;
     for (let i = this.head; i < this.queue.length; i++) {
-      const item = this.queue[i] as Pending;
-      const size = Buffer.byteLength(item.line) + 1;
+      const line = this.queue[i] as string;
+      const size = Buffer.byteLength(line) + 1;
       if (lines.length > 0 && bytes + size > this.maxBatch) break;
-      lines.push(item.line);
+      lines.push(line);
       bytes += size;
-      spoolBytes += item.spoolBytes;
+      chars += line.length + LINE_OVERHEAD;
     }
-    return { text: lines.join("\n"), count: lines.length, spoolBytes };
+    return { text: lines.join("\n"), count: lines.length, chars };
   }
 
   private async run(): Promise<void> {
@@ -255,16 +249,16 @@ export class LogShipper {
         break;
       }
       attempt = 0;
-      this.advance(batch.count, batch.spoolBytes);
+      this.advance(batch.count, batch.chars);
     }
     if (!signal.aborted) await this.removeSpool();
   }
 
-  private advance(count: number, spoolBytes: number): void {
+  private advance(count: number, chars: number): void {
     this.head += count;
     this.deliveredLines += count;
-    this.pendingBytes -= spoolBytes;
-    this.deliveredSpoolBytes += spoolBytes;
+    this.pendingBytes -= chars;
+    this.deliveredRecords += count;
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
@@ -282,7 +276,7 @@ export class LogShipper {
     this.posBusy = true;
     this.posDirty = false;
     // Not fsynced: a position lost in a power cut means a few lines sent twice, not lost.
-    this.posWrite = writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredSpoolBytes), false)
+    this.posWrite = writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredRecords), false)
       .catch((err: unknown) => this.logger.debug(`log spool position of test ${this.testId}: ${errorText(err)}`))
       .finally(() => {
         this.posBusy = false;
@@ -313,20 +307,20 @@ export class LogShipper {
   }
 
   /** Reads what a previous run left in `<spoolDir>/<testId>.log` beyond its delivered position. */
-  static async readSpool(spoolDir: string, testId: string): Promise<{ lines: string[]; deliveredSpoolBytes: number }> {
-    const data = await readFile(join(spoolDir, `${testId}.log`));
+  static async readSpool(spoolDir: string, testId: string): Promise<{ lines: string[]; deliveredRecords: number }> {
+    const records = (await readFile(join(spoolDir, `${testId}.log`), "utf8")).split("\n");
+    if (records.at(-1) === "") records.pop();
     const pos = Number((await readFile(join(spoolDir, `${testId}.pos`), "utf8").catch(() => "0")).trim());
-    const start = Number.isInteger(pos) && pos >= 0 && pos <= data.length ? pos : 0;
+    const start = Number.isInteger(pos) && pos >= 0 && pos <= records.length ? pos : 0;
     const lines: string[] = [];
-    for (const raw of data.subarray(start).toString("utf8").split("\n")) {
-      if (raw === "") continue;
+    for (const raw of records.slice(start)) {
       try {
         const line = JSON.parse(raw) as unknown;
         if (typeof line === "string") lines.push(line);
       } catch {
-        // A line cut by a crash mid-append: skip it.
+        // A record cut by a crash mid-append (only ever the last one): skip it.
       }
     }
-    return { lines, deliveredSpoolBytes: start };
+    return { lines, deliveredRecords: start };
   }
 }

@@ -108,7 +108,7 @@ export class ServerReporter implements Reporter {
     await this.outbox.stop();
   }
 
-  private makeShipper(testId: string, resume?: { lines: string[]; deliveredSpoolBytes: number }): LogShipper {
+  private makeShipper(testId: string, resume?: { lines: string[]; deliveredRecords: number }): LogShipper {
     return new LogShipper(
       {
         testId,
