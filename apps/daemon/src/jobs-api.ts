@@ -19,6 +19,7 @@ export interface JobInfo {
 export interface JobEnd {
   status: "completed" | "failed";
   error?: string;
+  resultData?: Record<string, unknown>;
 }
 
 export type SubmitResult = { ok: true } | { ok: false; status: number; error: string };

@@ -62,7 +62,13 @@ export async function streamLogs(req: Request, res: Response, jobs: JobsApi, com
         chunk = `event: dropped\ndata: ${JSON.stringify({ command_id: commandId, count: event.count })}\n\n`;
       } else {
         const end: JobEnd = event.info;
-        chunk = `event: end\ndata: ${JSON.stringify({ command_id: commandId, ...end })}\n\n`;
+        const body = {
+          command_id: commandId,
+          status: end.status,
+          ...(end.error !== undefined ? { error: end.error } : {}),
+          ...(end.resultData !== undefined ? { result_data: end.resultData } : {}),
+        };
+        chunk = `event: end\ndata: ${JSON.stringify(body)}\n\n`;
       }
       // Wait for the socket to drain rather than buffering without bound.
       if (!res.write(chunk)) await new Promise<void>((resolve) => res.once("drain", resolve).once("close", resolve));

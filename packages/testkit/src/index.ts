@@ -21,3 +21,5 @@ export { makeTestPki, writeTestPki } from "./pki.js";
 export type { PemPair, TestPki, TestPkiOptions, TestPkiPaths } from "./pki.js";
 export { makeTempDir, useTempDir } from "./temp-dir.js";
 export type { TempDir } from "./temp-dir.js";
+export { writeFakeBenchmark, writeFakeModel } from "./fake-benchmark.js";
+export type { FakeBenchmarkOptions, FakeModelOptions } from "./fake-benchmark.js";

@@ -1,0 +1,94 @@
+/**
+ * Glue between the libraries: @kitt/storage as the runner's ModelResolver,
+ * and @kitt/runner's JobRunner as the local API's JobsApi.
+ */
+import type { CommandRequest } from "@kitt/protocol";
+import { parseServerCommand } from "@kitt/protocol";
+import type { JobInfo as RunnerJobInfo, JobRunner, ModelResolver } from "@kitt/runner";
+import type { ModelStore } from "@kitt/storage";
+
+import type { JobEnd, JobInfo, JobsApi, SubmitResult } from "./jobs-api.js";
+
+const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
+
+export function storageResolver(store: ModelStore, onStagedBytes: (bytes: number) => void = () => {}): ModelResolver {
+  return {
+    async resolve(modelPath, { onLog, signal }) {
+      let seen = 0;
+      const model = await store.resolve(modelPath, {
+        onLog,
+        signal,
+        onProgress: (p) => {
+          if (p.bytesDone > seen) onStagedBytes(p.bytesDone - seen);
+          seen = p.bytesDone;
+        },
+      });
+      return { localPath: model.path, release: () => model.release() };
+    },
+    async evict(modelPath, { onLog }) {
+      const local = await store.findStaged(modelPath);
+      if (local === undefined) {
+        onLog(`No staged copy of ${modelPath} to remove`);
+        return;
+      }
+      const { removed, freed_bytes } = await store.cleanup(local);
+      onLog(`Removed staged model ${removed} (${gb(freed_bytes)} GB freed)`);
+    },
+    async cleanupAll({ onLog }) {
+      const r = await store.cleanupAll();
+      onLog(`Removed ${r.removed.length} staged model(s), ${gb(r.freed_bytes)} GB freed`);
+      for (const p of r.in_use) onLog(`Kept ${p}: a running job uses it`);
+      for (const f of r.failed) onLog(`Could not remove ${f}`);
+      if (r.failed.length > 0) throw new Error(`could not remove ${r.failed.length} staged model(s)`);
+    },
+  };
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+export function toApiJob(info: RunnerJobInfo): JobInfo {
+  const out: JobInfo = { command_id: info.commandId, test_id: info.testId, type: info.type, state: info.state };
+  if (info.outcome?.error !== undefined) out.error = info.outcome.error;
+  const created = iso(info.queuedAt);
+  const started = iso(info.startedAt);
+  const finished = iso(info.endedAt);
+  if (created !== undefined) out.created_at = created;
+  if (started !== undefined) out.started_at = started;
+  if (finished !== undefined) out.finished_at = finished;
+  return out;
+}
+
+/** The local API's view of the JobRunner. */
+export function runnerJobsApi(runner: JobRunner): JobsApi {
+  return {
+    submit(command: CommandRequest): SubmitResult {
+      const parsed = parseServerCommand(command);
+      const result = runner.submit(parsed);
+      if (result.accepted) return { ok: true };
+      // Refused: the runner already reported it failed to the server when it had a test id.
+      const status = /already received/.test(result.error) ? 409 : /queue is full|shutting down/.test(result.error) ? 503 : 400;
+      return { ok: false, status, error: result.error };
+    },
+    cancel(target) {
+      const id = target.commandId ?? target.testId;
+      if (id === undefined || !runner.cancel(id)) return undefined;
+      const job = runner.job(id) ?? runner.list().find((j) => j.testId === id && j.state !== "completed");
+      return job === undefined ? undefined : toApiJob("info" in job ? job.info() : job);
+    },
+    get(commandId) {
+      const job = runner.job(commandId);
+      return job === undefined ? undefined : toApiJob(job.info());
+    },
+    logs(commandId) {
+      return runner.job(commandId)?.logs;
+    },
+    snapshot() {
+      const all = runner.list().map(toApiJob);
+      return { running: all.filter((j) => j.state === "running"), queued: all.filter((j) => j.state === "queued") };
+    },
+  };
+}
+
+export type { JobEnd };

@@ -1,0 +1,78 @@
+import type { GpuSnapshot } from "@kitt/hardware";
+import type { HeartbeatState } from "@kitt/heartbeat";
+import type { StatusUpdate } from "@kitt/protocol";
+import type { JobRunner, Reporter } from "@kitt/runner";
+
+import { MetricsRegistry } from "./metrics.js";
+
+export interface AgentMetricsSources {
+  runner: Pick<JobRunner, "runningCount" | "queuedCount">;
+  heartbeat: () => Pick<HeartbeatState, "successes" | "failures" | "lastSuccessAt" | "consecutiveFailures">;
+  gpus: () => GpuSnapshot;
+  now?: () => number;
+}
+
+/**
+ * The agent's Prometheus series. Job outcomes and durations are counted as
+ * statuses pass through the reporter (wrap it with `observe`); everything
+ * else is read at scrape time.
+ */
+export function agentMetrics(src: AgentMetricsSources) {
+  const now = src.now ?? Date.now;
+  const registry = new MetricsRegistry();
+  const started = now();
+  const jobs = registry.counter("kitt_agent_jobs_total", "Jobs finished, by outcome.");
+  const duration = registry.histogram("kitt_agent_job_duration_seconds", "Wall time of finished jobs, from running to the final status.", [
+    10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200,
+  ]);
+  const staged = registry.counter("kitt_agent_staging_bytes_total", "Bytes copied from the model share to local storage.");
+  const startedAt = new Map<string, number>();
+
+  registry.gauge("kitt_agent_uptime_seconds", "Seconds since the agent started.", () => [{ value: (now() - started) / 1000 }]);
+  registry.gauge("kitt_agent_jobs_running", "Jobs running now.", () => [{ value: src.runner.runningCount }]);
+  registry.gauge("kitt_agent_jobs_queued", "Jobs waiting behind the running one.", () => [{ value: src.runner.queuedCount }]);
+  registry.gauge("kitt_agent_heartbeats_total", "Heartbeats by result since start.", () => {
+    const s = src.heartbeat();
+    return [
+      { labels: { result: "success" }, value: s.successes },
+      { labels: { result: "failure" }, value: s.failures },
+    ];
+  });
+  registry.gauge("kitt_agent_heartbeat_age_seconds", "Seconds since the last acknowledged heartbeat (-1: none yet).", () => {
+    const last = src.heartbeat().lastSuccessAt;
+    return [{ value: last === null ? -1 : (now() - last) / 1000 }];
+  });
+  registry.gauge("kitt_agent_heartbeat_consecutive_failures", "Heartbeats failed in a row.", () => [{ value: src.heartbeat().consecutiveFailures }]);
+  const perGpu = (pick: (g: GpuSnapshot["gpus"][number]) => number | undefined) => () =>
+    src.gpus().gpus.flatMap((g) => {
+      const v = pick(g);
+      return v === undefined ? [] : [{ labels: { gpu: String(g.index), name: g.name, uuid: g.uuid }, value: v }];
+    });
+  registry.gauge("kitt_agent_gpu_utilization_percent", "GPU utilization.", perGpu((g) => g.utilization_pct));
+  registry.gauge("kitt_agent_gpu_memory_used_bytes", "GPU memory in use.", perGpu((g) => (g.memory_used_gb === undefined ? undefined : g.memory_used_gb * 1e9)));
+  registry.gauge("kitt_agent_gpu_memory_total_bytes", "GPU memory in all.", perGpu((g) => (g.memory_total_gb === undefined ? undefined : g.memory_total_gb * 1e9)));
+  registry.gauge("kitt_agent_gpu_temperature_celsius", "GPU temperature.", perGpu((g) => g.temperature_c));
+  registry.gauge("kitt_agent_gpu_power_watts", "GPU power draw.", perGpu((g) => g.power_w));
+
+  return {
+    render: () => registry.render(),
+    stagedBytes: (bytes: number) => staged.inc({}, bytes),
+    /** A Reporter that counts outcomes and durations on the way through. */
+    observe(inner: Reporter): Reporter {
+      return {
+        status: (testId: string, update: StatusUpdate) => {
+          if (update.status === "running") startedAt.set(testId, now());
+          else {
+            jobs.inc({ outcome: update.status });
+            const t0 = startedAt.get(testId);
+            if (t0 !== undefined) duration.observe((now() - t0) / 1000);
+            startedAt.delete(testId);
+          }
+          return inner.status(testId, update);
+        },
+        log: (testId, line) => inner.log(testId, line),
+        result: (testId, report) => inner.result(testId, report),
+      };
+    },
+  };
+}

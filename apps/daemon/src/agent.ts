@@ -1,0 +1,336 @@
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import { join } from "node:path";
+
+import { GpuSampler, detectSystem, registrationFields, type DetectOptions, type GpuSnapshot } from "@kitt/hardware";
+import { HeartbeatLoop, type HeartbeatLoopOptions } from "@kitt/heartbeat";
+import { type AgentConfig, KittServerClient, type RegisterRequest } from "@kitt/protocol";
+import { JobRunner, ServerReporter } from "@kitt/runner";
+import { ModelStore } from "@kitt/storage";
+
+import { storageResolver, runnerJobsApi } from "./adapters.js";
+import { createApiApp } from "./api-app.js";
+import { agentMetrics } from "./agent-metrics.js";
+import { type AgentLogger, createAgentLogger } from "./logging.js";
+import { claimPidFile } from "./pid-file.js";
+import { RestartJournal } from "./restart-journal.js";
+import { AGENT_VERSION } from "./version.js";
+
+export const SHUTDOWN_REASON = "Agent shutting down";
+export const RESTART_REASON = "Agent restarted during the job";
+
+const IDLE_HEARTBEAT = {
+  successes: 0,
+  failures: 0,
+  lastSuccessAt: null,
+  consecutiveFailures: 0,
+} as const;
+
+export interface StartAgentOptions {
+  logger?: AgentLogger;
+  /** Environment of benchmarks and storage commands (PATH decides what runs). */
+  env?: NodeJS.ProcessEnv;
+  /** Hardware detection seams (NVML path, host probe). */
+  detect?: DetectOptions;
+  /** Bounded: a wedged driver must not keep the agent from starting. */
+  detectTimeoutMs?: number;
+  /** Test seams for the heartbeat loop (sleep, random, backoff...). */
+  heartbeat?: Partial<Pick<HeartbeatLoopOptions, "sleep" | "random" | "backoff" | "jitterRatio" | "runningMinIntervalS" | "clock">>;
+  /** How long shutdown waits for logs, statuses and results to reach the server. */
+  flushTimeoutMs?: number;
+  /** Handle SIGTERM/SIGINT (the CLI's `start` does; tests do not). */
+  handleSignals?: boolean;
+  /** Called once the agent has stopped (after a signal too). */
+  onStopped?: () => void;
+}
+
+export interface AgentHandle {
+  /** The local API's base URL. */
+  url: string;
+  port: number;
+  config: AgentConfig;
+  /** Stops taking jobs, cancels the running one, flushes reports, closes everything. Idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the agent has stopped. */
+  done: Promise<void>;
+}
+
+async function readOptional(path: string | undefined): Promise<Buffer | undefined> {
+  return path === undefined || path === "" ? undefined : readFile(path);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/**
+ * The composition root: detect the hardware, open storage and the report
+ * outbox, register (a failure is logged: the heartbeat loop registers
+ * later), start the heartbeat loop and the local API, claim the pid file.
+ */
+export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<AgentHandle> {
+  const logger =
+    options.logger ?? createAgentLogger({ level: config.log_level, file: join(config.state_dir, "logs", "agent.log"), secrets: [config.token] });
+  const env = options.env ?? process.env;
+  const releasePid = await claimPidFile(join(config.state_dir, "agent.pid"));
+  const cleanups: (() => Promise<void> | void)[] = [releasePid];
+  const runCleanups = async () => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        logger.warn(`shutdown step failed: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  try {
+    const [ca, cert, key] = await Promise.all([readOptional(config.tls.ca), readOptional(config.tls.cert), readOptional(config.tls.key)]);
+    const client = new KittServerClient({
+      serverUrl: config.server_url,
+      token: config.token,
+      insecure: config.insecure,
+      tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) },
+      logger: logger.child({ component: "client" }),
+      userAgent: `kitt-agent/${AGENT_VERSION}`,
+    });
+    cleanups.push(() => client.close());
+
+    logger.info(`kitt-agent ${AGENT_VERSION} starting as "${config.name}" for ${config.server_url}`);
+    const system = await withTimeout(detectSystem({ ...options.detect, logger }), options.detectTimeoutMs ?? 20_000, "hardware detection").catch(
+      (err: Error) => {
+        logger.error(`hardware detection failed: ${err.message}; registering without hardware details`);
+        return undefined;
+      },
+    );
+    if (system !== undefined) logger.info(`hardware: ${system.fingerprint}`);
+    const registration: RegisterRequest = {
+      name: config.name,
+      hostname: system?.hostname ?? hostname(),
+      port: config.port,
+      kitt_version: AGENT_VERSION,
+      capabilities: [],
+      ...(system !== undefined ? registrationFields(system) : {}),
+    };
+
+    const store = await ModelStore.open(
+      {
+        modelStorageDir: config.model_storage_dir,
+        modelShareSource: config.model_share_source,
+        modelShareMount: config.model_share_mount,
+        autoCleanup: config.auto_cleanup,
+      },
+      { logger: logger.child({ component: "storage" }), env, copyConcurrency: config.copy_concurrency },
+    );
+
+    let agentId: string | undefined;
+    const reporter = await ServerReporter.open({
+      stateDir: config.state_dir,
+      transport: client,
+      agentId: () => agentId,
+      logger: logger.child({ component: "reporter" }),
+    });
+    cleanups.push(() => reporter.stop());
+    const journal = new RestartJournal(join(config.state_dir, "running"));
+    await journal.open();
+    for (const testId of await journal.leftovers()) {
+      logger.warn(`test ${testId} was running when the agent stopped unexpectedly: reporting it failed`);
+      await reporter.status(testId, { status: "failed", error: RESTART_REASON });
+      await journal.ended(testId);
+    }
+
+    let autoCleanup = config.auto_cleanup;
+    let lastGpu: GpuSnapshot = { gpus: [] };
+    // Metrics are wired before the runner and the loop exist; they read through these.
+    const refs: { runner?: JobRunner; heartbeat?: HeartbeatLoop } = {};
+    const metrics = agentMetrics({
+      runner: {
+        get runningCount() {
+          return refs.runner?.runningCount ?? 0;
+        },
+        get queuedCount() {
+          return refs.runner?.queuedCount ?? 0;
+        },
+      },
+      heartbeat: () => refs.heartbeat?.state ?? IDLE_HEARTBEAT,
+      gpus: () => lastGpu,
+    });
+    const runner = new JobRunner({
+      resolver: storageResolver(store, (bytes) => metrics.stagedBytes(bytes)),
+      reporter: metrics.observe(journal.wrap(reporter, logger)),
+      workDir: config.state_dir,
+      benchmarkCommand: config.benchmark_command,
+      env,
+      maxQueued: config.max_queued_jobs,
+      killGraceMs: config.cancel_grace_s * 1000,
+      autoCleanup: () => autoCleanup,
+      logger: logger.child({ component: "runner" }),
+    });
+
+    refs.runner = runner;
+    const sampler = new GpuSampler(options.detect?.nvml !== undefined ? { nvml: options.detect.nvml } : {});
+    const sampleGpus = async () => {
+      try {
+        lastGpu = await sampler.snapshot();
+      } catch (err) {
+        logger.debug(`GPU snapshot failed: ${(err as Error).message}`);
+      }
+      return lastGpu;
+    };
+
+
+
+    let accepting = true;
+    const app = createApiApp({
+      name: config.name,
+      token: config.token,
+      jobs: runnerJobsApi(runner),
+      storageUsage: () => store.usage(),
+      statusExtras: () => ({
+        version: AGENT_VERSION,
+        agent_id: refs.heartbeat?.state.agentId ?? agentId ?? null,
+        heartbeat: refs.heartbeat?.state ?? null,
+        queued: runner.queuedCount,
+      }),
+      metrics: async () => {
+        await sampleGpus();
+        return metrics.render();
+      },
+      accepting: () => accepting,
+      logger: logger.child({ component: "api" }),
+    });
+    const tlsServer = config.tls.cert !== undefined && config.tls.key !== undefined;
+    const server: Server = tlsServer
+      ? createHttpsServer({ cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}) }, app)
+      : createHttpServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const url = `${tlsServer ? "https" : "http"}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
+    logger.info(`local API listening on ${url}`);
+    // The server learns the port actually bound (port 0 picks a free one).
+    registration.port = port;
+    // Register once up front; a failure is not fatal: the loop registers before its first heartbeat.
+    try {
+      const reg = await client.register(registration, { retries: 1 });
+      agentId = reg.agent_id;
+      logger.info(`registered as ${reg.agent_id}`);
+    } catch (err) {
+      logger.warn(`registration failed: ${(err as Error).message}; the heartbeat loop will retry`);
+    }
+    const heartbeat = new HeartbeatLoop({
+      client,
+      registration: () => registration,
+      status: async () => {
+        const gpu = await sampleGpus();
+        const usage = await store.usage().catch(() => undefined);
+        const running = runner.list().find((j) => j.state === "running");
+        return {
+          status: runner.runningCount > 0 ? "running" : "idle",
+          current_task: running?.testId ?? "",
+          gpus: gpu.gpus,
+          ...(gpu.gpu_utilization_pct !== undefined ? { gpu_utilization_pct: gpu.gpu_utilization_pct } : {}),
+          ...(gpu.gpu_memory_used_gb !== undefined ? { gpu_memory_used_gb: gpu.gpu_memory_used_gb } : {}),
+          ...(usage !== undefined ? { storage_gb_free: usage.free_gb } : {}),
+        };
+      },
+      onCommand: (command) => {
+        const result = runner.submit(command);
+        if (!result.accepted) logger.warn(`command ${command.command_id ?? "?"} refused: ${result.error}`);
+      },
+      onSettings: (settings, problems) => {
+        for (const p of problems) logger.warn(`server settings: ${p}`);
+        if (settings.auto_cleanup !== undefined) autoCleanup = settings.auto_cleanup;
+        store.updateSettings({
+          ...(settings.model_storage_dir !== undefined ? { modelStorageDir: settings.model_storage_dir } : {}),
+          ...(settings.model_share_source !== undefined ? { modelShareSource: settings.model_share_source } : {}),
+          ...(settings.model_share_mount !== undefined ? { modelShareMount: settings.model_share_mount } : {}),
+          ...(settings.auto_cleanup !== undefined ? { autoCleanup: settings.auto_cleanup } : {}),
+        });
+      },
+      onAgentId: (id) => {
+        agentId = id;
+        logger.info(`agent id ${id}`);
+      },
+      intervalS: config.heartbeat_interval_s,
+      ...(agentId !== undefined ? { agentId } : {}),
+      stateDir: config.state_dir,
+      logger: logger.child({ component: "heartbeat" }),
+      ...options.heartbeat,
+    });
+    refs.heartbeat = heartbeat;
+    await heartbeat.start();
+    cleanups.push(() => heartbeat.stop({ abort: true }));
+
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    let stopping: Promise<void> | undefined;
+    const stop = (reason = SHUTDOWN_REASON): Promise<void> => {
+      stopping ??= (async () => {
+        accepting = false;
+        logger.info(`stopping: ${reason}`);
+        await runner.shutdown(reason);
+        await heartbeat.stop();
+        const flushed = await reporter.flush(options.flushTimeoutMs ?? 5_000);
+        if (!flushed) logger.warn("some reports are still undelivered; they stay on disk for the next start");
+        await runCleanups();
+        logger.info("stopped");
+        logger.flush();
+        resolveDone();
+        options.onStopped?.();
+      })();
+      return stopping;
+    };
+
+    if (options.handleSignals === true) {
+      let signalled = false;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (signalled) {
+          logger.warn(`second ${sig}: exiting now`);
+          logger.flush();
+          process.exit(1);
+        }
+        signalled = true;
+        void stop(`${SHUTDOWN_REASON} (${sig})`);
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+      cleanups.unshift(() => {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      });
+    }
+    return { url, port, config, stop, done };
+  } catch (err) {
+    await runCleanups();
+    throw err;
+  }
+}
