@@ -294,4 +294,22 @@ describe("JobRunner: cleanup_storage", () => {
     ]);
     expect(t.reporter.lines("k2")).toContain("Removed 1 model(s)");
   });
+
+  it("a failing eviction, or one of a model a running job uses, ends the cleanup job failed", async () => {
+    const t = await setup({ maxConcurrent: 2 }, { FAKE_GATE: "/nonexistent/gate" });
+    const model = join(t.share, "Qwen-0.5B");
+    t.runner.submit(runTest("1", { model_path: model }));
+    await until(() => t.reporter.lines("t-1").some((l) => l.startsWith("grandchild ")), "the benchmark to start");
+    t.runner.submit({ kind: "cleanup_storage", command_id: "k1", test_id: "k1", type: "cleanup_storage", payload: { model_path: model, engine_name: "cleanup", suite_name: "quick" } });
+    t.runner.submit({ kind: "cleanup_storage", command_id: "k2", test_id: "k2", type: "cleanup_storage", payload: { model_path: "__cleanup__", engine_name: "cleanup", suite_name: "quick" } });
+    await until(() => t.reporter.statuses("k2").length === 2, "both cleanups to end");
+    expect(t.reporter.statuses("k1").at(-1)).toEqual({ status: "failed", error: `storage cleanup refused: ${model} is in use by a job` });
+    expect(t.reporter.statuses("k2").at(-1)).toEqual({ status: "failed", error: "storage cleanup refused: a benchmark is running" });
+    t.runner.cancel("c-1");
+    await t.runner.whenIdle();
+    t.resolver.evict = () => Promise.reject(new Error("EBUSY: resource busy"));
+    t.runner.submit({ kind: "cleanup_storage", command_id: "k3", test_id: "k3", type: "cleanup_storage", payload: { model_path: model, engine_name: "cleanup", suite_name: "quick" } });
+    await t.runner.whenIdle();
+    expect(t.reporter.statuses("k3").at(-1)).toEqual({ status: "failed", error: "storage cleanup failed: EBUSY: resource busy" });
+  });
 });

@@ -1,19 +1,32 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+
 import { silentLogger, type Logger, type ResultReport, type ServerCommand, type StatusUpdate } from "@kitt/protocol";
 
 import { DEFAULT_KILL_GRACE_MS } from "./benchmark-process.js";
-import { checkCommand, type CleanupSpec } from "./command-validation.js";
+import { checkCommand } from "./command-validation.js";
 import { errorText, Job } from "./job.js";
+import { JobJournal } from "./job-journal.js";
 import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
 import { DEFAULT_RING_LINES } from "./log-stream.js";
+import { runCleanupJob } from "./run-cleanup.js";
 import { runTestJob, type RunContext } from "./run-test.js";
 
 export const CANCELLED_BY_USER = "Cancelled by user";
+export const AGENT_RESTARTED = "Agent restarted during the job";
+/** Benchmarks can run for hours; a day means something hangs. */
+export const DEFAULT_BENCHMARK_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 export interface JobRunnerOptions {
   resolver: ModelResolver;
   reporter: Reporter;
   /** Output directories of runs are made under `<workDir>/runs`. */
   workDir: string;
+  /**
+   * Where accepted jobs are journaled (`<stateDir>/jobs/`) until reported, so
+   * that recoverInterrupted() can report what a crash left (none: no journal).
+   */
+  stateDir?: string;
   /** The benchmark CLI: a name looked up on PATH, or a path (default `kitt`). */
   benchmarkCommand?: string;
   /** Environment of the benchmark, and the PATH it is looked up on (default process.env). */
@@ -24,7 +37,7 @@ export interface JobRunnerOptions {
   maxQueued?: number;
   /** SIGTERM -> SIGKILL delay on cancel (default 10 s). */
   killGraceMs?: number;
-  /** A benchmark running longer is stopped and failed (default: no limit). */
+  /** A benchmark running longer is stopped and failed (default 24 h). */
   benchmarkTimeoutMs?: number;
   /** Read at the end of each job, so that a settings change applies to the next one. */
   autoCleanup?: boolean | (() => boolean);
@@ -54,6 +67,8 @@ export class JobRunner {
   private readonly finishedOrder: string[] = [];
   private readonly ctx: RunContext;
   private accepting = true;
+  private readonly journal: JobJournal | undefined;
+  private readonly journaled = new Map<Job, Promise<void>>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: JobRunnerOptions) {
@@ -67,12 +82,42 @@ export class JobRunner {
       env: options.env ?? process.env,
       workDir: options.workDir,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
-      benchmarkTimeoutMs: options.benchmarkTimeoutMs,
+      benchmarkTimeoutMs: options.benchmarkTimeoutMs ?? DEFAULT_BENCHMARK_TIMEOUT_MS,
       maxLineChars: options.maxLineChars,
       autoCleanup: typeof autoCleanup === "function" ? autoCleanup : () => autoCleanup,
       modelInUse: (modelPath, except) => this.modelInUse(modelPath, except),
       logger: this.logger,
     };
+    this.journal = options.stateDir === undefined ? undefined : new JobJournal(join(options.stateDir, "jobs"));
+  }
+
+  /**
+   * Reports the jobs a previous run of the agent accepted but never reported
+   * (it was killed) as failed with `reason`, and removes run output left
+   * behind. Call once at start, before submitting anything. Returns the
+   * command ids reported.
+   */
+  async recoverInterrupted(reason: string = AGENT_RESTARTED): Promise<string[]> {
+    await rm(join(this.opts.workDir, "runs"), { recursive: true, force: true });
+    if (this.journal === undefined) return [];
+    await this.journal.init();
+    const reported: string[] = [];
+    for (const rec of await this.journal.leftovers()) {
+      if (this.jobs.has(rec.commandId)) continue;
+      this.logger.warn(`job ${rec.commandId} (test ${rec.testId}) was interrupted by an agent restart: reporting it failed`);
+      await this.report(rec.testId, () => this.opts.reporter.result(rec.testId, resultOf(rec.commandId, { status: "failed", error: reason })));
+      await this.report(rec.testId, () => this.opts.reporter.status(rec.testId, { status: "failed", error: reason }));
+      await this.journal.remove(rec.commandId);
+      reported.push(rec.commandId);
+    }
+    return reported;
+  }
+
+  /** Subscribers reading job logs right now (for the status page). */
+  get activeStreams(): number {
+    let n = 0;
+    for (const job of this.jobs.values()) n += job.logs.subscriberCount;
+    return n;
   }
 
   /** Validates and enqueues a command; a refused one is reported failed (`reported: true`). */
@@ -91,6 +136,17 @@ export class JobRunner {
     if (mustWait && waiting >= maxQueued) return this.refuse(command, `job queue is full (${waiting} jobs waiting)`);
     const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
     this.jobs.set(spec.commandId, job);
+    if (this.journal !== undefined) {
+      const record = { commandId: spec.commandId, testId: spec.testId, type: spec.kind, acceptedAt: job.queuedAt };
+      const journal = this.journal;
+      this.journaled.set(
+        job,
+        journal
+          .init()
+          .then(() => journal.add(record))
+          .catch((err: unknown) => this.logger.warn(`cannot journal job ${spec.commandId}: ${errorText(err)}`)),
+      );
+    }
     this.queue.push(job);
     if (mustWait) job.log(`Queued behind ${this.running.size + waiting} job(s)`);
     this.pump();
@@ -196,32 +252,13 @@ export class JobRunner {
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }));
     let outcome: JobOutcome;
     try {
-      outcome = job.spec.kind === "run_test" ? await runTestJob(job, job.spec, this.ctx) : await this.cleanup(job, job.spec);
+      outcome = job.spec.kind === "run_test" ? await runTestJob(job, job.spec, this.ctx) : await runCleanupJob(job, job.spec, this.opts.resolver, this.running, (path, except) => this.modelInUse(path, except));
     } catch (err) {
       // A bug, not an outcome the code foresaw: the job still ends, and says why.
       this.logger.error(`job ${job.commandId} crashed: ${errorText(err)}`);
       outcome = { status: "failed", error: `internal error: ${errorText(err)}` };
     }
     await this.finish(job, outcome, true);
-  }
-
-  private async cleanup(job: Job, spec: CleanupSpec): Promise<JobOutcome> {
-    const onLog = (line: string) => job.log(line);
-    try {
-      if (spec.modelPath === undefined) {
-        const busy = [...this.running].some((j) => j !== job && j.spec.kind === "run_test");
-        if (busy) return { status: "failed", error: "storage cleanup refused: a benchmark is running" };
-        job.log("Removing every local model copy");
-        await this.opts.resolver.cleanupAll({ onLog });
-      } else {
-        if (this.modelInUse(spec.modelPath, job)) return { status: "failed", error: `storage cleanup refused: ${spec.modelPath} is in use by a job` };
-        job.log(`Removing the local copy of ${spec.modelPath}`);
-        await this.opts.resolver.evict(spec.modelPath, { onLog });
-      }
-    } catch (err) {
-      return { status: "failed", error: `storage cleanup failed: ${errorText(err)}` };
-    }
-    return { status: "completed" };
   }
 
   /** Result, then exactly one terminal status; then the log stream ends. */
@@ -234,9 +271,18 @@ export class JobRunner {
     await this.report(job.testId, () => this.opts.reporter.result(job.testId, resultOf(job.commandId, outcome)));
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, update));
     job.logs.end(outcome);
+    await this.unjournal(job);
     if (started) this.running.delete(job);
     this.remember(job);
     this.pump();
+  }
+
+  private async unjournal(job: Job): Promise<void> {
+    const pending = this.journaled.get(job);
+    if (pending === undefined || this.journal === undefined) return;
+    this.journaled.delete(job);
+    await pending;
+    await this.journal.remove(job.commandId).catch((err: unknown) => this.logger.warn(`cannot update the job journal: ${errorText(err)}`));
   }
 
   private remember(job: Job): void {
