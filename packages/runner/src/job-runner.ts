@@ -41,7 +41,7 @@ export interface JobRunnerOptions {
   benchmarkTimeoutMs?: number;
   /** Read at the end of each job, so that a settings change applies to the next one. */
   autoCleanup?: boolean | (() => boolean);
-  /** Finished jobs kept for late log readers (default 50). */
+  /** Finished jobs kept for late log readers (default 20). */
   keepFinished?: number;
   ringLines?: number;
   maxLineChars?: number;
@@ -287,7 +287,7 @@ export class JobRunner {
 
   private remember(job: Job): void {
     this.finishedOrder.push(job.commandId);
-    const keep = this.opts.keepFinished ?? 50;
+    const keep = this.opts.keepFinished ?? 20;
     while (this.finishedOrder.length > keep) this.jobs.delete(this.finishedOrder.shift() as string);
   }
 

@@ -107,4 +107,12 @@ describe("LogStream", () => {
     stream.end(0);
     expect(lines(await drain(stream.subscribe({ maxQueue: 3 })))).toEqual(["<dropped 47>", "l48", "l49", "l50"]);
   });
+
+  it("bounds the ring by characters too, always keeping the newest line", () => {
+    const stream = new LogStream(1000, 10);
+    for (const l of ["aaaa", "bbbb", "cccc"]) stream.append(l);
+    expect(stream.buffered().map((e) => e.line)).toEqual(["bbbb", "cccc"]);
+    stream.append("x".repeat(50));
+    expect(stream.buffered()).toEqual([{ seq: 4, line: "x".repeat(50) }]);
+  });
 });

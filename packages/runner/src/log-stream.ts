@@ -1,5 +1,7 @@
 /** Lines a late subscriber can still see. */
 export const DEFAULT_RING_LINES = 1000;
+/** The ring also stops at this many characters: 1,000 lines cut at 64 Ki each would be 64 MiB a job. */
+export const DEFAULT_RING_CHARS = 4 * 1024 * 1024;
 /** Events a subscriber may fall behind by before it starts losing lines. */
 export const DEFAULT_SUBSCRIBER_QUEUE = 1000;
 
@@ -35,12 +37,15 @@ export class LogStream<E = unknown> {
   private readonly ring: (LogEntry | undefined)[];
   private ringStart = 0;
   private ringCount = 0;
+  private ringChars = 0;
+  private readonly maxRingChars: number;
   private seq = 0;
   private readonly subs = new Set<LogSubscription<E>>();
   private endInfo: { info: E } | undefined;
 
-  constructor(ringLines: number = DEFAULT_RING_LINES) {
+  constructor(ringLines: number = DEFAULT_RING_LINES, ringChars: number = DEFAULT_RING_CHARS) {
     this.ring = new Array<LogEntry | undefined>(Math.max(1, ringLines));
+    this.maxRingChars = ringChars;
   }
 
   /** Seq of the last line appended (0 before the first). */
@@ -60,15 +65,21 @@ export class LogStream<E = unknown> {
     if (this.endInfo !== undefined) throw new Error("log stream already ended");
     const entry: LogEntry = { seq: ++this.seq, line };
     const cap = this.ring.length;
-    if (this.ringCount < cap) {
-      this.ring[(this.ringStart + this.ringCount) % cap] = entry;
-      this.ringCount++;
-    } else {
-      this.ring[this.ringStart] = entry;
-      this.ringStart = (this.ringStart + 1) % cap;
-    }
+    if (this.ringCount === cap) this.dropOldest();
+    this.ring[(this.ringStart + this.ringCount) % cap] = entry;
+    this.ringCount++;
+    this.ringChars += line.length;
+    while (this.ringChars > this.maxRingChars && this.ringCount > 1) this.dropOldest();
     for (const sub of this.subs) sub.offer(entry);
     return entry;
+  }
+
+  private dropOldest(): void {
+    const oldest = this.ring[this.ringStart];
+    this.ringChars -= oldest?.line.length ?? 0;
+    this.ring[this.ringStart] = undefined;
+    this.ringStart = (this.ringStart + 1) % this.ring.length;
+    this.ringCount--;
   }
 
   /** Marks the end; subscribers get an `end` event after their queued lines. */
