@@ -4,6 +4,7 @@ import Preflight from "./commands/preflight.js";
 import ServiceInstall from "./commands/service/install.js";
 import ServiceStatus from "./commands/service/status.js";
 import ServiceUninstall from "./commands/service/uninstall.js";
+import Status from "./commands/status.js";
 import TestList from "./commands/test/list.js";
 import TestStop from "./commands/test/stop.js";
 
@@ -19,6 +20,7 @@ export const COMMANDS = {
   "service:install": ServiceInstall,
   "service:status": ServiceStatus,
   "service:uninstall": ServiceUninstall,
+  status: Status,
   "test:list": TestList,
   "test:stop": TestStop,
 };

@@ -1,11 +1,10 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { KittServerClient, writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, type FakeKittServer } from "@kitt/testkit";
 
 import { cliEnv, runCli } from "./test-cli.js";
+import { closedPort, fakeDaemon as startFakeDaemon, type FakeDaemon } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const closers: Array<() => Promise<void>> = [];
@@ -15,38 +14,10 @@ afterEach(async () => {
 
 const TOKEN = "agent-token-0001";
 
-interface DaemonCall {
-  method: string;
-  url: string;
-  authorization: string | undefined;
-  body: unknown;
-}
-
-/** A stand-in for the daemon's local API: records calls and answers as told. */
-async function fakeDaemon(answer: (call: DaemonCall) => { status: number; body: unknown }): Promise<{ port: number; calls: DaemonCall[] }> {
-  const calls: DaemonCall[] = [];
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let text = "";
-    req.setEncoding("utf8").on("data", (c: string) => (text += c));
-    req.on("end", () => {
-      const call = { method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, body: text === "" ? undefined : (JSON.parse(text) as unknown) };
-      calls.push(call);
-      const { status, body } = answer(call);
-      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
-  return { port: (server.address() as AddressInfo).port, calls };
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+async function fakeDaemon(answer: Parameters<typeof startFakeDaemon>[0]): Promise<FakeDaemon> {
+  const daemon = await startFakeDaemon(answer);
+  closers.push(() => daemon.close());
+  return daemon;
 }
 
 async function setup(port: number): Promise<{ home: string; server: FakeKittServer; env: NodeJS.ProcessEnv }> {
