@@ -121,4 +121,19 @@ describe("BenchmarkProcess", () => {
     expect(count).toBe(100_000);
     expect(inOrder).toBe(true);
   });
+
+  it("does not hang on a process that left the group (setsid) holding the pipes; every line read is delivered", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "escape", `setsid sh -c 'echo "escaped $$"; exec sleep 1000' &\nsleep 0.2\necho last`);
+    const out = collector();
+    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, pipeDrainMs: 100 })).done;
+    expect(outcome.exitCode).toBe(0);
+    const lines = out.lines.map((l) => l.line);
+    expect(lines).toContain("last");
+    const escaped = Number(/escaped (\d+)/.exec(lines.join("\n"))?.[1]);
+    // Out of reach of the group kill (the documented limit): the test cleans it up.
+    expect(await isAlive(escaped)).toBe(true);
+    process.kill(escaped, "SIGKILL");
+    expect(await waitGone(escaped)).toBe(true);
+  });
 });

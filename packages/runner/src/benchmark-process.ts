@@ -24,6 +24,8 @@ export interface ProcessOptions {
   /** The whole run is stopped after this long (default: no limit). */
   timeoutMs?: number;
   maxLineChars?: number;
+  /** After the benchmark exits, how long outsiders may hold its pipes open (default 5 s). */
+  pipeDrainMs?: number;
 }
 
 export interface ProcessOutcome {
@@ -128,20 +130,31 @@ export class BenchmarkProcess {
     if (child.stdout) streams.push([child.stdout, "stdout"]);
     if (child.stderr) streams.push([child.stderr, "stderr"]);
     const backlog = new OutputBacklog(streams.map(([stream]) => stream));
-    const closed = streams.map(
-      ([stream, name]) =>
-        new Promise<void>((resolve) => {
-          const splitter = new LineSplitter((line) => options.onLine(line, name), { maxLineChars: options.maxLineChars });
-          stream.on("data", (chunk: Buffer) => backlog.add(() => splitter.push(chunk), chunk.length));
-          const finish = () =>
-            backlog.add(() => {
-              splitter.end();
-              resolve();
-            }, 0);
-          stream.once("end", finish);
-          stream.once("error", finish);
-        }),
-    );
+    // `ended`: the pipe is closed (no more input). `processed`: its last line went through onLine.
+    const ended: Promise<void>[] = [];
+    const processed: Promise<void>[] = [];
+    for (const [stream, name] of streams) {
+      const splitter = new LineSplitter((line) => options.onLine(line, name), { maxLineChars: options.maxLineChars });
+      stream.on("data", (chunk: Buffer) => backlog.add(() => splitter.push(chunk), chunk.length));
+      let markEnded: () => void = () => {};
+      let markProcessed: () => void = () => {};
+      ended.push(new Promise((resolve) => (markEnded = resolve)));
+      processed.push(new Promise((resolve) => (markProcessed = resolve)));
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        markEnded();
+        backlog.add(() => {
+          splitter.end();
+          markProcessed();
+        }, 0);
+      };
+      // 'close' also comes after destroy(), which emits no 'end'.
+      stream.once("end", finish);
+      stream.once("close", finish);
+      stream.once("error", finish);
+    }
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once("exit", (code, signal) => resolve({ code, signal }));
     });
@@ -152,9 +165,9 @@ export class BenchmarkProcess {
     this.signalGroup("SIGKILL");
     let drainTimer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
-      Promise.all(closed).then(() => true),
+      Promise.all(ended).then(() => true),
       new Promise<boolean>((resolve) => {
-        drainTimer = setTimeout(() => resolve(false), PIPE_DRAIN_MS);
+        drainTimer = setTimeout(() => resolve(false), options.pipeDrainMs ?? PIPE_DRAIN_MS);
       }),
     ]);
     clearTimeout(drainTimer);
@@ -163,6 +176,8 @@ export class BenchmarkProcess {
       child.stdout?.destroy();
       child.stderr?.destroy();
     }
+    // Every line read reaches onLine before the outcome is known.
+    await Promise.all(processed);
     return { exitCode: exit.code, signal: exit.signal, stoppedBy: this.stoppedBy, killed: this.killed };
   }
 }
