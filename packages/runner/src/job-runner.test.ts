@@ -78,6 +78,21 @@ describe("JobRunner: run_test", () => {
     expect(t.resolver.calls).toEqual([`resolve ${join(t.share, "Qwen-0.5B")}`, `release ${join(t.share, "Qwen-0.5B")}`]);
   });
 
+  it("a subscriber that never reads loses lines (and is told) but does not hold the job back", async () => {
+    const t = await setup();
+    t.runner.submit(runTest("1", { model_path: join(t.share, "Qwen-0.5B") }));
+    const sub = t.runner.job("c-1")?.logs.subscribe({ maxQueue: 2 });
+    expect(t.runner.activeStreams).toBe(1);
+    await t.runner.whenIdle();
+    expect(t.reporter.statuses("t-1").at(-1)).toEqual({ status: "completed" });
+    const events = [];
+    for await (const e of sub ?? []) events.push(e);
+    expect(events.slice(0, 2).map((e) => e.type)).toEqual(["line", "line"]);
+    expect(events[2]).toEqual({ type: "dropped", count: t.reporter.lines("t-1").length - 2 });
+    expect(events[3]).toMatchObject({ type: "end", info: { status: "completed" } });
+    expect(t.runner.activeStreams).toBe(0);
+  });
+
   it("with auto_cleanup evicts the model after the run, unless a queued job needs it", async () => {
     const t = await setup({ autoCleanup: () => true });
     const model = join(t.share, "Qwen-0.5B");

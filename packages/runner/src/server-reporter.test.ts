@@ -124,4 +124,24 @@ describe("JobRunner + ServerReporter against the fake KITT server", () => {
     const paths = fixture.server.requests.filter((r) => !r.fault).map((r) => r.path);
     expect(paths.lastIndexOf(`/api/v1/quicktest/${testId}/logs`)).toBeLessThan(paths.indexOf(`/api/v1/agents/${fixture.agentId}/results`));
   });
+
+  it("a server that refuses the agent's token on test routes: one clear error, results still delivered, no hot loop", async () => {
+    fixture = await startServer();
+    fixture.server.setAdminToken("admin-secret-token");
+    const t = await setup(fixture);
+    const ids = [fixture.newTest(), fixture.newTest()];
+    for (const id of ids) t.runner.submit(command(fixture, id, join(t.share, "Qwen-0.5B")));
+    await t.runner.whenIdle();
+    expect(await t.reporter.flush(5000)).toBe(true);
+    expect(fixture.server.results).toHaveLength(2);
+    const errors = t.logger.records.filter((r) => r.level === "error");
+    expect(errors.map((e) => e.message.split(" (")[0])).toEqual([
+      "the server refuses the agent's token for test logs",
+      "outbox: the server refused the agent's token for status updates",
+    ]);
+    // One log request per job (then it gives up), one per status: nothing retried.
+    const testRequests = fixture.server.requests.filter((r) => r.path.startsWith("/api/v1/quicktest/"));
+    expect(testRequests.filter((r) => r.path.endsWith("/logs"))).toHaveLength(2);
+    expect(testRequests.filter((r) => r.path.endsWith("/status"))).toHaveLength(4);
+  });
 });

@@ -78,9 +78,10 @@ export class ServerReporter implements Reporter {
   }
 
   log(testId: string, line: string): void {
-    if (!isSafeId(testId)) return;
     let shipper = this.shippers.get(testId);
     if (shipper === undefined) {
+      // The id names the spool file: the runner only logs for validated ids, but check.
+      if (!isSafeId(testId)) return;
       shipper = this.makeShipper(testId);
       this.shippers.set(testId, shipper);
     }
