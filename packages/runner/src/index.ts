@@ -6,7 +6,7 @@ export * from "./command-validation.js";
 export * from "./job-types.js";
 export { Job } from "./job.js";
 export * from "./job-journal.js";
-export { benchmarkArgs, type RunContext } from "./run-test.js";
+export { benchmarkArgs, benchmarkEnv, type RunContext } from "./run-test.js";
 export * from "./job-runner.js";
 export * from "./report-errors.js";
 export * from "./outbox.js";

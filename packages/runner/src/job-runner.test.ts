@@ -7,7 +7,7 @@ import { MemoryLogger, type ServerCommand } from "@kitt/protocol";
 import { useTempDir } from "@kitt/testkit";
 
 import { JobRunner, type JobRunnerOptions } from "./job-runner.js";
-import { isAlive, until, waitGone } from "./test-processes.js";
+import { isAlive, until, waitGone, writeScript } from "./test-processes.js";
 import { DirResolver, RecordingReporter, writeFakeKitt } from "./test-runner-fixtures.js";
 
 const tempDir = useTempDir(afterEach, "kitt-runner-job-");
@@ -113,6 +113,15 @@ describe("JobRunner: run_test", () => {
     expect(t.reporter.lines("t-1")).toContain("model=qwen2.5:7b engine=ollama suite=quick mode=");
     expect(t.reporter.statuses("t-1").at(-1)).toEqual({ status: "completed" });
     expect(t.resolver.calls.filter((c) => c.startsWith("evict"))).toEqual([]);
+  });
+
+  it("keeps the agent's own settings (and token) out of the benchmark's environment", async () => {
+    const t = await setup({}, { KITT_AGENT_TOKEN: "s3cret-agent-token", KITT_SOMETHING: "kept" });
+    const script = await writeScript(t.binDir, "envdump", 'echo "token=${KITT_AGENT_TOKEN:-unset} other=$KITT_SOMETHING py=$PYTHONUNBUFFERED"');
+    const runner = new JobRunner({ resolver: t.resolver, reporter: t.reporter, workDir: t.workDir, benchmarkCommand: script, env: { KITT_AGENT_TOKEN: "s3cret-agent-token", KITT_SOMETHING: "kept", PATH: "/usr/bin:/bin" } });
+    runner.submit(runTest("1", { model_path: join(t.share, "Qwen-0.5B") }));
+    await runner.whenIdle();
+    expect(t.reporter.lines("t-1")).toContain("token=unset other=kept py=1");
   });
 
   it("a non-zero exit fails the job with `Exit <code>` and sends no result_data", async () => {

@@ -34,6 +34,19 @@ export function benchmarkArgs(spec: RunTestSpec, localPath: string, outputDir: s
   return args;
 }
 
+/**
+ * The benchmark's environment: the agent's, minus its own configuration
+ * (`KITT_AGENT_*`, which may carry the agent token), plus unbuffered
+ * Python output (a pipe makes Python buffer stdout in blocks, and progress
+ * would arrive in bursts).
+ */
+export function benchmarkEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(env)) if (!key.startsWith("KITT_AGENT_")) out[key] = value;
+  out.PYTHONUNBUFFERED = "1";
+  return out;
+}
+
 function failed(error: string): JobOutcome {
   return { status: "failed", error };
 }
@@ -79,8 +92,7 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
     proc = await BenchmarkProcess.start({
       command: executable,
       args,
-      // Python buffers stdout in blocks when it is a pipe: ask for lines as they come.
-      env: { ...ctx.env, PYTHONUNBUFFERED: "1" },
+      env: benchmarkEnv(ctx.env),
       cwd: outputDir,
       onLine: (line) => job.log(line),
       killGraceMs: ctx.killGraceMs,
