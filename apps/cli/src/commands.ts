@@ -4,7 +4,9 @@ import Preflight from "./commands/preflight.js";
 import ServiceInstall from "./commands/service/install.js";
 import ServiceStatus from "./commands/service/status.js";
 import ServiceUninstall from "./commands/service/uninstall.js";
+import Start from "./commands/start.js";
 import Status from "./commands/status.js";
+import Stop from "./commands/stop.js";
 import TestList from "./commands/test/list.js";
 import TestStop from "./commands/test/stop.js";
 
@@ -20,7 +22,9 @@ export const COMMANDS = {
   "service:install": ServiceInstall,
   "service:status": ServiceStatus,
   "service:uninstall": ServiceUninstall,
+  start: Start,
   status: Status,
+  stop: Stop,
   "test:list": TestList,
   "test:stop": TestStop,
 };

@@ -1,0 +1,38 @@
+import { Flags } from "@oclif/core";
+
+import { BaseCommand } from "../lib/base-command.js";
+
+export default class Start extends BaseCommand {
+  static override summary = "Run the agent daemon in the foreground.";
+  static override description = `Registers with the KITT server, heartbeats, runs the benchmarks it is sent and serves the local API on the configured port, until SIGTERM or Ctrl-C (then it cancels the running job and reports before exiting). This is what the systemd service runs.
+
+Refuses to start when the pid file names a live agent; a stale pid file is replaced.`;
+
+  static override examples = ["<%= config.bin %> start", "<%= config.bin %> start --preflight", "<%= config.bin %> start --insecure"];
+
+  static override flags = {
+    insecure: Flags.boolean({ summary: "Do not verify the server's certificate (development only)." }),
+    preflight: Flags.boolean({ summary: "Run the preflight checks first; refuse to start when a required one fails." }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Start);
+    const { loadCliConfig } = await import("../lib/config.js");
+    const loaded = await loadCliConfig(flags.config);
+    for (const w of loaded.warnings) this.note(`warning: ${w}`);
+    const config = flags.insecure ? { ...loaded.config, insecure: true } : loaded.config;
+    if (flags.preflight) {
+      const { preflightFromConfig } = await import("../lib/preflight.js");
+      const { result, table } = await preflightFromConfig(flags.config, {});
+      if (!result.ok) {
+        this.note(table);
+        const { KittError } = await import("@kitt/protocol");
+        throw new KittError("preflight failed: not starting (see the checks above)", { code: "PREFLIGHT" });
+      }
+    }
+    const { startAgent } = await import("@kitt/daemon");
+    const agent = await startAgent(config, { handleSignals: true });
+    this.note(`kitt-agent ${config.name} running; local API on ${agent.url} (stop with Ctrl-C or kitt-agent stop)`);
+    await agent.done;
+  }
+}

@@ -1,0 +1,25 @@
+import { Flags } from "@oclif/core";
+
+import { BaseCommand } from "../lib/base-command.js";
+
+export default class Stop extends BaseCommand {
+  static override summary = "Stop the agent started with `kitt-agent start`.";
+  static override description = `Sends SIGTERM to the process in the pid file (<state_dir>/agent.pid, normally ~/.kitt/agent.pid) and waits for it to exit; the agent cancels its running benchmark and reports before it goes. A pid file naming a process that is gone is removed; one naming a process that is not a kitt-agent is left alone and nothing is signalled.
+
+Under systemd use \`sudo systemctl stop kitt-agent\` instead (systemd would restart a process stopped behind its back only on failure, but it keeps its own state).`;
+
+  static override examples = ["<%= config.bin %> stop", "<%= config.bin %> stop --timeout 60"];
+
+  static override flags = {
+    timeout: Flags.integer({ summary: "Seconds to wait for the agent to exit.", default: 30, min: 1, max: 3600 }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Stop);
+    const { pidFileFor } = await import("../lib/agent-paths.js");
+    const { stopAgent } = await import("../lib/pid.js");
+    const pidFile = await pidFileFor(flags.config);
+    const outcome = await stopAgent(pidFile, flags.timeout * 1000);
+    this.out(`Stopped the agent (pid ${outcome.pid}) in ${(outcome.waitedMs / 1000).toFixed(1)} s.`);
+  }
+}

@@ -1,0 +1,110 @@
+import { readFileSync, readlinkSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+
+import { KittError } from "@kitt/protocol";
+
+/**
+ * True when an argument is the kitt-agent binary (`kitt-agent`, a link of
+ * that name) or a `bin/run.js` whose package is @kitt/cli (a checkout, an npm
+ * install, an update's version dir), resolved from the process's own cwd.
+ */
+function isCliArg(arg: string, pid: number, procRoot: string): boolean {
+  if (basename(arg) === "kitt-agent") return true;
+  if (basename(arg) !== "run.js" || basename(dirname(arg)) !== "bin") return false;
+  try {
+    const cwd = readlinkSync(`${procRoot}/${pid}/cwd`);
+    const pkg = JSON.parse(readFileSync(join(dirname(dirname(resolve(cwd, arg))), "package.json"), "utf8")) as { name?: unknown };
+    return pkg.name === "@kitt/cli";
+  } catch {
+    return false;
+  }
+}
+
+export type ProcessCheck =
+  | { state: "gone" }
+  | { state: "ours"; cmdline: string[] }
+  | { state: "foreign"; cmdline: string[] };
+
+/** Whether `pid` is alive and, from /proc/<pid>/cmdline, a kitt-agent. */
+export function checkProcess(pid: number, procRoot = "/proc"): ProcessCheck {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return { state: "gone" };
+  }
+  let cmdline: string[];
+  try {
+    cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+  } catch {
+    return { state: "gone" };
+  }
+  // A zombie has an empty command line: it has exited, only its parent has not reaped it.
+  if (cmdline.length === 0) return { state: "gone" };
+  // Only what comes before the command word counts: `sleep 30 kitt-agent` is not an agent.
+  const command = cmdline.indexOf("start");
+  const ours = cmdline.slice(0, command === -1 ? undefined : command).some((arg) => isCliArg(arg, pid, procRoot));
+  return ours ? { state: "ours", cmdline } : { state: "foreign", cmdline };
+}
+
+/** The pid in a pid file: undefined when the file is absent, a KittError when it holds something else. */
+export async function readPidFile(path: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new KittError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { code: "PID_FILE" });
+  }
+  const pid = Number(text.trim());
+  if (!Number.isSafeInteger(pid) || pid <= 1) throw new KittError(`${path} does not hold a process id: ${JSON.stringify(text.trim().slice(0, 40))}`, { code: "PID_FILE" });
+  return pid;
+}
+
+export interface StopOutcome {
+  pid: number;
+  waitedMs: number;
+}
+
+export interface StopDeps {
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  procRoot?: string;
+}
+
+/**
+ * SIGTERM to the agent named in the pid file, then waits for it to exit.
+ * Never signals a process that is not a kitt-agent; clears a stale file.
+ */
+export async function stopAgent(pidFile: string, timeoutMs: number, deps: StopDeps = {}): Promise<StopOutcome> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = deps.now ?? Date.now;
+  const pid = await readPidFile(pidFile);
+  if (pid === undefined) throw new KittError(`the agent is not running (no pid file at ${pidFile})`, { code: "NOT_RUNNING" });
+  const check = checkProcess(pid, deps.procRoot);
+  if (check.state === "gone") {
+    await rm(pidFile, { force: true });
+    throw new KittError(`the agent is not running: ${pidFile} named process ${pid}, which no longer exists (stale file removed)`, { code: "NOT_RUNNING" });
+  }
+  if (check.state === "foreign") {
+    throw new KittError(
+      `process ${pid} named in ${pidFile} is not a kitt-agent (${check.cmdline.join(" ").slice(0, 80)}): not signalled; remove the file if it is stale`,
+      { code: "FOREIGN_PID" },
+    );
+  }
+  const started = now();
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch (err) {
+    throw new KittError(`cannot signal process ${pid}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { code: "SIGNAL", cause: err });
+  }
+  while (checkProcess(pid, deps.procRoot).state !== "gone") {
+    if (now() - started >= timeoutMs) {
+      throw new KittError(`the agent (pid ${pid}) is still running ${Math.round(timeoutMs / 1000)} s after SIGTERM`, { code: "STOP_TIMEOUT" });
+    }
+    await sleep(100);
+  }
+  // The agent removes its own pid file; a crash during shutdown may not have.
+  if ((await readPidFile(pidFile).catch(() => undefined)) === pid) await rm(pidFile, { force: true });
+  return { pid, waitedMs: now() - started };
+}
