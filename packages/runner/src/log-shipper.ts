@@ -78,6 +78,9 @@ export class LogShipper {
   private wake: (() => void) | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly stopping = new AbortController();
+  /** Aborts the current backoff wait: see retryNow(). */
+  private backoffAbort: AbortController | undefined;
+  private skipNextBackoff = false;
   private readonly loop: Promise<void>;
 
   constructor(options: LogShipperOptions, resume?: { lines: string[]; deliveredRecords: number }) {
@@ -195,6 +198,31 @@ export class LogShipper {
     return join(this.opts.spoolDir as string, `${this.testId}.${ext}`);
   }
 
+  /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
+  retryNow(): void {
+    if (this.backoffAbort !== undefined) this.backoffAbort.abort();
+    else this.skipNextBackoff = true;
+  }
+
+  private async backoffSleep(ms: number, stop: AbortSignal): Promise<void> {
+    if (this.skipNextBackoff) {
+      this.skipNextBackoff = false;
+      return;
+    }
+    const abort = new AbortController();
+    this.backoffAbort = abort;
+    const onStop = () => abort.abort();
+    stop.addEventListener("abort", onStop, { once: true });
+    try {
+      await this.sleep(ms, abort.signal);
+    } catch {
+      // woken early: by retryNow() or by stop()
+    } finally {
+      stop.removeEventListener("abort", onStop);
+      this.backoffAbort = undefined;
+    }
+  }
+
   private kick(): void {
     const wake = this.wake;
     this.wake = undefined;
@@ -241,7 +269,7 @@ export class LogShipper {
         const verdict = classifyDeliveryError(err);
         if (verdict === "retry") {
           this.logger.debug(`logs of test ${this.testId} not delivered yet: ${errorText(err)}`);
-          await this.sleep(backoffDelay(attempt++, this.opts.backoff ?? { baseMs: 500, maxMs: 60_000 }, this.opts.random), signal).catch(() => {});
+          await this.backoffSleep(backoffDelay(attempt++, this.opts.backoff ?? { baseMs: 500, maxMs: 60_000 }, this.opts.random), signal);
           continue;
         }
         if (verdict === "stopped") return;

@@ -132,4 +132,18 @@ describe("Outbox", () => {
     await outbox.add({ kind: "status", testId: "t1", update: { status: "running" } });
     expect(outbox.list()[0]?.seq).toBe(8);
   });
+
+  it("retryNow() ends a long backoff wait (for a flush at shutdown)", async () => {
+    fixture = await startServer();
+    const testId = fixture.newTest();
+    fixture.server.failNext(1, 503);
+    const outbox = await openOutbox(await tempDir(), fixture, { backoff: { baseMs: 600_000, maxMs: 600_000 } });
+    outbox.start();
+    await outbox.add({ kind: "status", testId, update: { status: "running" } });
+    await fixture.server.waitFor(() => fixture?.server.requests.length === 1);
+    expect(await outbox.flush(50)).toBe(false);
+    outbox.retryNow();
+    expect(await outbox.flush(5000)).toBe(true);
+    expect(fixture.server.statuses(testId)).toEqual(["running"]);
+  });
 });

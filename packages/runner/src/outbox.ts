@@ -78,6 +78,9 @@ export class Outbox {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
+  /** Aborts the current backoff wait: see retryNow(). */
+  private backoffAbort: AbortController | undefined;
+  private skipNextBackoff = false;
   private authWarned = false;
   private agentWaitWarned = false;
   private emptyWaiters: (() => void)[] = [];
@@ -166,6 +169,31 @@ export class Outbox {
     await this.writing;
   }
 
+  /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
+  retryNow(): void {
+    if (this.backoffAbort !== undefined) this.backoffAbort.abort();
+    else this.skipNextBackoff = true;
+  }
+
+  private async backoffSleep(ms: number, stop: AbortSignal): Promise<void> {
+    if (this.skipNextBackoff) {
+      this.skipNextBackoff = false;
+      return;
+    }
+    const abort = new AbortController();
+    this.backoffAbort = abort;
+    const onStop = () => abort.abort();
+    stop.addEventListener("abort", onStop, { once: true });
+    try {
+      await this.sleep(ms, abort.signal);
+    } catch {
+      // woken early: by retryNow() or by stop()
+    } finally {
+      stop.removeEventListener("abort", onStop);
+      this.backoffAbort = undefined;
+    }
+  }
+
   private kick(): void {
     const wake = this.wake;
     this.wake = undefined;
@@ -187,7 +215,7 @@ export class Outbox {
       const outcome = await this.attempt(entry, signal);
       if (outcome === "retry") {
         const delay = backoffDelay(attempt++, this.backoff, this.opts.random);
-        await this.sleep(delay, signal).catch(() => {});
+        await this.backoffSleep(delay, signal);
         continue;
       }
       if (outcome === "stopped") return;

@@ -98,9 +98,16 @@ export class ServerReporter implements Reporter {
   /** Waits (bounded) until every line and outbox entry is delivered: for a clean shutdown. */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
+    this.retryNow();
     const logs = await Promise.all([...this.shippers.values()].map((s) => s.drained(Math.max(0, deadline - Date.now()))));
     const outbox = await this.outbox.flush(Math.max(0, deadline - Date.now()));
     return logs.every(Boolean) && outbox;
+  }
+
+  /** Ends every backoff wait now (e.g. when the heartbeat sees the server back). */
+  retryNow(): void {
+    for (const s of this.shippers.values()) s.retryNow();
+    this.outbox.retryNow();
   }
 
   /** Stops delivering; what is undelivered stays on disk for the next start. */
