@@ -11,4 +11,5 @@ export * from "./job-runner.js";
 export * from "./report-errors.js";
 export * from "./outbox.js";
 export * from "./log-shipper.js";
+export { LogSpool } from "./log-spool.js";
 export * from "./server-reporter.js";

@@ -1,6 +1,3 @@
-import { appendFile, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
-
 import {
   backoffDelay,
   isSafeId,
@@ -13,7 +10,7 @@ import {
 } from "@kitt/protocol";
 
 import { errorText } from "./job.js";
-import { writeAtomic } from "./outbox.js";
+import { LogSpool } from "./log-spool.js";
 import { classifyDeliveryError } from "./report-errors.js";
 
 /** The part of KittServerClient the shipper uses. */
@@ -69,12 +66,7 @@ export class LogShipper {
   private deliveredRecords = 0;
   private closed = false;
   private gaveUp = false;
-  private diskBuffer: string[] = [];
-  private diskWrite: Promise<void> = Promise.resolve();
-  private diskBusy = false;
-  private posWrite: Promise<void> = Promise.resolve();
-  private posBusy = false;
-  private posDirty = false;
+  private readonly spool: LogSpool | undefined;
   private wake: (() => void) | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly stopping = new AbortController();
@@ -91,6 +83,7 @@ export class LogShipper {
     this.sleep = options.sleep ?? defaultSleep;
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger);
     if (resume !== undefined) {
       this.deliveredRecords = resume.deliveredRecords;
       for (const line of resume.lines) this.enqueue(line, false);
@@ -148,7 +141,7 @@ export class LogShipper {
     this.stopping.abort(new Error("log shipper stopped"));
     this.kick();
     await this.loop;
-    await this.settleDisk();
+    await this.spool?.settle();
   }
 
   private enqueue(line: string, toDisk: boolean): void {
@@ -174,28 +167,7 @@ export class LogShipper {
   private add(line: string, toDisk: boolean): void {
     this.queue.push(line);
     this.pendingBytes += line.length + LINE_OVERHEAD;
-    if (toDisk && this.opts.spoolDir !== undefined) {
-      // One JSON string per record: a line holding a newline stays one record.
-      this.diskBuffer.push(JSON.stringify(line));
-      this.flushDisk();
-    }
-  }
-
-  private flushDisk(): void {
-    if (this.diskBusy || this.diskBuffer.length === 0) return;
-    this.diskBusy = true;
-    const chunk = `${this.diskBuffer.join("\n")}\n`;
-    this.diskBuffer = [];
-    this.diskWrite = appendFile(this.spoolPath("log"), chunk, { mode: 0o600 })
-      .catch((err: unknown) => this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}`))
-      .finally(() => {
-        this.diskBusy = false;
-        this.flushDisk();
-      });
-  }
-
-  private spoolPath(ext: "log" | "pos"): string {
-    return join(this.opts.spoolDir as string, `${this.testId}.${ext}`);
+    if (toDisk) this.spool?.append(line);
   }
 
   /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
@@ -279,7 +251,7 @@ export class LogShipper {
       attempt = 0;
       this.advance(batch.count, batch.chars);
     }
-    if (!signal.aborted) await this.removeSpool();
+    if (!signal.aborted) await this.spool?.remove();
   }
 
   private advance(count: number, chars: number): void {
@@ -291,29 +263,7 @@ export class LogShipper {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    this.savePosition();
-  }
-
-  /** One position write at a time, always the latest value (writes racing could step it back). */
-  private savePosition(): void {
-    if (this.opts.spoolDir === undefined) return;
-    if (this.posBusy) {
-      this.posDirty = true;
-      return;
-    }
-    this.posBusy = true;
-    this.posDirty = false;
-    // Not fsynced: a position lost in a power cut means a few lines sent twice, not lost.
-    this.posWrite = writeAtomic(this.opts.spoolDir, `${this.testId}.pos`, String(this.deliveredRecords), false)
-      .catch((err: unknown) => this.logger.debug(`log spool position of test ${this.testId}: ${errorText(err)}`))
-      .finally(() => {
-        this.posBusy = false;
-        if (this.posDirty) this.savePosition();
-      });
-  }
-
-  private async settleDisk(): Promise<void> {
-    while (this.diskBusy || this.posBusy) await Promise.all([this.diskWrite, this.posWrite]);
+    this.spool?.savePosition(this.deliveredRecords);
   }
 
   private giveUp(err: unknown): void {
@@ -327,28 +277,8 @@ export class LogShipper {
     for (const done of this.drainWaiters.splice(0)) done();
   }
 
-  private async removeSpool(): Promise<void> {
-    if (this.opts.spoolDir === undefined) return;
-    await this.settleDisk();
-    await rm(this.spoolPath("log"), { force: true });
-    await rm(this.spoolPath("pos"), { force: true });
-  }
-
   /** Reads what a previous run left in `<spoolDir>/<testId>.log` beyond its delivered position. */
-  static async readSpool(spoolDir: string, testId: string): Promise<{ lines: string[]; deliveredRecords: number }> {
-    const records = (await readFile(join(spoolDir, `${testId}.log`), "utf8")).split("\n");
-    if (records.at(-1) === "") records.pop();
-    const pos = Number((await readFile(join(spoolDir, `${testId}.pos`), "utf8").catch(() => "0")).trim());
-    const start = Number.isInteger(pos) && pos >= 0 && pos <= records.length ? pos : 0;
-    const lines: string[] = [];
-    for (const raw of records.slice(start)) {
-      try {
-        const line = JSON.parse(raw) as unknown;
-        if (typeof line === "string") lines.push(line);
-      } catch {
-        // A record cut by a crash mid-append (only ever the last one): skip it.
-      }
-    }
-    return { lines, deliveredRecords: start };
+  static readSpool(spoolDir: string, testId: string): Promise<{ lines: string[]; deliveredRecords: number }> {
+    return LogSpool.read(spoolDir, testId);
   }
 }
