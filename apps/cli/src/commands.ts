@@ -1,5 +1,6 @@
 import Hardware from "./commands/hardware.js";
 import Init from "./commands/init.js";
+import Logs from "./commands/logs.js";
 import Preflight from "./commands/preflight.js";
 import ServiceInstall from "./commands/service/install.js";
 import ServiceStatus from "./commands/service/status.js";
@@ -18,6 +19,7 @@ import TestStop from "./commands/test/stop.js";
 export const COMMANDS = {
   hardware: Hardware,
   init: Init,
+  logs: Logs,
   preflight: Preflight,
   "service:install": ServiceInstall,
   "service:status": ServiceStatus,

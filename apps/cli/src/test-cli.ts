@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,4 +57,59 @@ export async function fakeBin(dir: string, name: string, log: string, body = "ex
   await writeFile(path, `#!/bin/sh\nprintf '%s\\n' "${name} $*" >> '${log}'\n${body}\n`);
   await chmod(path, 0o755);
   return path;
+}
+
+export interface Background {
+  child: import("node:child_process").ChildProcess;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Starts a long-running CLI command (`start`) and resolves once `ready` matches its stderr. */
+export async function startCliBackground(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 45_000): Promise<Background> {
+  const child = spawn(process.execPath, [BIN, ...args], { env, cwd: env.HOME, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+      stderr += c;
+      if (ready.test(stderr)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before ready: ${stderr}`));
+    });
+  });
+  return { child, stderr: () => stderr, stdout: () => stdout, exit };
+}
+
+/** Re-checks `condition` every 50 ms until it holds or `timeoutMs` passes (for things with no event to wait on, such as a process exiting). */
+export async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** True while `pid` exists (a zombie counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
 }

@@ -34,5 +34,14 @@ Refuses to start when the pid file names a live agent; a stale pid file is repla
     const agent = await startAgent(config, { handleSignals: true });
     this.note(`kitt-agent ${config.name} running; local API on ${agent.url} (stop with Ctrl-C or kitt-agent stop)`);
     await agent.done;
+    // The agent has stopped and closed what it opened; whatever still holds the
+    // event loop (a socket a client left open, a library's timer) must not keep a
+    // stopped service alive: systemd would wait for TimeoutStopSec and SIGKILL it.
+    const linger = setTimeout(() => {
+      const left = process.getActiveResourcesInfo().filter((r) => r !== "Timeout");
+      this.note(`kitt-agent stopped; exiting despite open handles (${left.join(", ") || "timers"})`);
+      process.exit(process.exitCode ?? 0);
+    }, 2000);
+    linger.unref();
   }
 }
