@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
@@ -60,7 +60,7 @@ export async function fakeBin(dir: string, name: string, log: string, body = "ex
 }
 
 export interface Background {
-  child: import("node:child_process").ChildProcess;
+  child: ChildProcess;
   stderr: () => string;
   stdout: () => string;
   exit: Promise<number | null>;
