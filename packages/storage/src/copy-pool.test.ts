@@ -1,5 +1,7 @@
 import { describe, it, expect } from "vitest";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { readFile, stat } from "node:fs/promises";
 import { CopyPool } from "./copy-pool.js";
 import { tempDir, writeModel } from "./test-helpers.js";
@@ -32,5 +34,22 @@ describe("CopyPool", () => {
     await pool.close();
     const results = await settled;
     expect(results.filter((r) => r.status === "rejected").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("keeps a process alive while copying and lets it exit when idle", async () => {
+    const dir = await tempDir();
+    await writeModel(dir, { "big.bin": 20_000_000 });
+    const poolFile = path.join(path.dirname(fileURLToPath(import.meta.url)), "copy-pool.ts");
+    // No await on the copy: only the busy worker may keep the process alive until it is done.
+    const code = `const { CopyPool } = await import(process.argv[1]);
+      new CopyPool(2).copyFile(process.argv[2], process.argv[3], 0).then(() => console.log("done"));`;
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", code, poolFile, path.join(dir, "big.bin"), path.join(dir, "copy.bin")], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(child.signal).toBeNull();
+    expect(child.status).toBe(0);
+    expect(child.stdout).toBe("done\n");
+    expect((await readFile(path.join(dir, "copy.bin"))).equals(await readFile(path.join(dir, "big.bin")))).toBe(true);
   });
 });

@@ -11,9 +11,11 @@ export type CopyFileFn = (src: string, dest: string, mtimeMs: number) => Promise
 // a worker's own thread they block nothing else, whereas fs.promises would
 // take libuv's 4 shared pool threads for the whole copy and stall the daemon's
 // other file and DNS work (heartbeats) behind a multi-GB shard.
+// getBuiltinModule works whether the eval'd source runs as CommonJS or, when
+// the process has --input-type=module (which workers inherit), as ESM.
 const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
-const fs = require("node:fs");
+const { parentPort } = process.getBuiltinModule("node:worker_threads");
+const fs = process.getBuiltinModule("node:fs");
 parentPort.on("message", (m) => {
   try {
     fs.copyFileSync(m.src, m.dest, m.flags);
@@ -71,12 +73,12 @@ export class CopyPool {
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.unref();
     const slot: Slot = { worker, busy: undefined };
     worker.on("message", (m: { id: number; error?: { message: string; code?: string } }) => {
       const job = slot.busy;
       if (job === undefined || job.id !== m.id) return;
       slot.busy = undefined;
+      worker.unref();
       if (m.error === undefined) job.resolve();
       else job.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
       this.pump();
@@ -90,6 +92,9 @@ export class CopyPool {
     };
     worker.on("error", fail);
     worker.on("exit", (code) => fail(new Error(`copy worker exited with code ${code}`)));
+    // Idle workers must not keep the process alive; busy ones must (see pump).
+    // After the listeners: adding them re-references the worker.
+    worker.unref();
     this.slots.push(slot);
     return slot;
   }
@@ -103,6 +108,7 @@ export class CopyPool {
       if (job === undefined) return;
       const id = this.nextId++;
       slot.busy = { id, resolve: job.resolve, reject: job.reject };
+      slot.worker.ref();
       slot.worker.postMessage({ id, src: job.src, dest: job.dest, mtimeMs: job.mtimeMs, flags: constants.COPYFILE_FICLONE });
     }
   }
