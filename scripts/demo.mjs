@@ -1,97 +1,120 @@
-// ./dev demo: what the project can do end to end on this machine today.
+// ./dev demo: the agent end to end on this machine, for real.
 //
-// The agent loop (issue 5) is not built yet, so this demo drives the real
-// @kitt/protocol client by hand against the fake KITT server from
-// @kitt/testkit, over HTTPS with mutual TLS on 127.0.0.1. Every request below
-// really crosses a TLS connection; nothing is simulated inside this process.
-import { mkdtemp, rm } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+// A fake KITT server (from @kitt/testkit) stands in for the control plane and
+// a clearly named demo script stands in for `kitt run` (no GPU here). All the
+// rest is the real thing: the daemon registers, heartbeats, takes the queued
+// test, stages the model from the "share" onto local disk (atomic copy,
+// manifest), runs the benchmark in its own process group, streams its lines
+// to the server and over its own SSE API, reports the result and evicts the
+// staged copy. Everything happens on 127.0.0.1 in a temp directory.
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { KittServerClient, MemoryLogger } from "@kitt/protocol";
-import { startFakeKittServer, writeTestPki } from "@kitt/testkit";
+import { startAgent } from "@kitt/daemon";
+import { defaultConfig } from "@kitt/protocol";
+import { startFakeKittServer, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
 
 const say = (text) => console.log(text);
 const step = (n, text) => say(`\n[${n}] ${text}`);
+const started = Date.now();
 
 const dir = await mkdtemp(join(tmpdir(), "kitt-demo-"));
 const token = "demo-token-0123456789";
-const name = hostname().replace(/[^A-Za-z0-9._-]/g, "-") || "demo-agent";
+const name = "demo-agent";
 let server;
-let client;
+let agent;
 try {
-  step(1, "Throw-away CA, server and client certificates (ECDSA P-256)");
-  const pki = await writeTestPki(join(dir, "pki"), { clientCN: name });
-  say(`    written to ${pki.dir}`);
+  step(1, "A fake KITT server on 127.0.0.1 with one provisioned agent");
+  server = await startFakeKittServer({ agents: [{ name, token }] });
+  say(`    ${server.url}`);
 
-  step(2, "Fake KITT server over HTTPS, client certificates required");
-  const { readFile } = await import("node:fs/promises");
-  const pem = async (p) => readFile(p, "utf8");
-  server = await startFakeKittServer({
-    tls: { cert: await pem(pki.serverCert), key: await pem(pki.serverKey), ca: await pem(pki.caCert) },
-    agents: [{ name, token }],
-  });
-  say(`    listening on ${server.url}; agent "${name}" provisioned with a token`);
+  step(2, "A model on the 'NFS share' and a demo benchmark standing in for `kitt run`");
+  const share = join(dir, "share");
+  await writeFakeModel(join(share, "hf", "Qwen", "Qwen2.5-0.5B-Instruct"), { shards: 4, shardBytes: 8 * 1024 * 1024 });
+  const benchmark = await writeFakeBenchmark(join(dir, "bin"), { name: "kitt-demo-benchmark", lines: 8, stderrLine: true });
+  say(`    share: ${share} (4 x 8 MiB shards + config files)`);
+  say(`    benchmark: ${benchmark} (prints progress, writes metrics.json)`);
 
-  const log = new MemoryLogger();
-  client = new KittServerClient({
-    serverUrl: server.url,
+  step(3, "The agent daemon starts: detects hardware, registers, heartbeats, serves its API");
+  const config = {
+    ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
+    server_url: server.url,
     token,
-    tls: { ca: await pem(pki.caCert), cert: await pem(pki.clientCert), key: await pem(pki.clientKey) },
-    logger: log,
+    name,
+    host: "127.0.0.1",
+    port: 0,
+    model_storage_dir: join(dir, "home", ".kitt", "models"),
+    model_share_mount: share,
+    model_share_source: "nas:/volume1/models",
+    benchmark_command: benchmark,
+    state_dir: join(dir, "home", ".kitt"),
+    log_level: "warn",
+  };
+  // The server's settings win over agent.yaml, as with the real server: point them here.
+  server.setSettings(name, {
+    model_storage_dir: config.model_storage_dir,
+    model_share_mount: share,
+    model_share_source: config.model_share_source,
+    auto_cleanup: "True",
+    heartbeat_interval_s: "10",
   });
+  agent = await startAgent(config, { detect: { nvml: false } });
+  await server.waitFor(() => server.heartbeats.length > 0, 10_000);
+  const reg = server.registrations[0]?.body ?? {};
+  say(`    local API ${agent.url}; registered as ${server.agent(name)?.id}`);
+  say(`    fingerprint ${reg.fingerprint}`);
 
-  step(3, "GET /api/v1/health");
-  say(`    ${JSON.stringify(await client.health())}`);
+  step(4, "An operator queues a quick test on the server");
+  const test = server.queueTest({
+    agent_name: name,
+    model_path: "/data/models/hf/Qwen/Qwen2.5-0.5B-Instruct",
+    engine_name: "vllm",
+    suite_name: "quick",
+  });
+  say(`    test ${test.id}, command ${test.command_id}: ${server.getTest(test.id)?.status}`);
+  say("    (the agent picks it up with its next heartbeat, at most ~11 s away)");
 
-  step(4, "POST /api/v1/agents/register (mTLS, Bearer token)");
-  const reg = await client.register({ name, hostname: hostname(), port: 8090, gpu_count: 0, kitt_version: "0.1.0", capabilities: [] });
-  say(`    agent_id ${reg.agent_id}, heartbeat every ${reg.heartbeat_interval_s}s; server saw client certificate CN=${server.requests.at(-1)?.clientCertCN}`);
-
-  step(5, "An operator queues a quick test; settings changed on the server (strings, mixed-case booleans)");
-  const test = server.queueTest({ agent_name: name, model_path: "/models/Qwen2.5-0.5B-Instruct", engine_name: "vllm", suite_name: "quick" });
-  server.setSettings(name, { auto_cleanup: "False", heartbeat_interval_s: "45" });
-  say(`    test ${test.id} is ${server.getTest(test.id)?.status}`);
-
-  step(6, "Heartbeat: the command arrives once, settings are normalised");
-  const hb = await client.heartbeat(reg.agent_id, { status: "idle", gpu_utilization_pct: 0, gpu_memory_used_gb: 0, uptime_s: 1 });
-  for (const cmd of hb.commands) say(`    command ${cmd.kind} ${cmd.command_id} for test ${cmd.test_id}`);
-  say(`    settings ${JSON.stringify(hb.settings)}`);
-  const again = await client.heartbeat(reg.agent_id, { status: "running", current_task: test.id });
-  say(`    next heartbeat carries ${again.commands.length} command(s); test is now ${server.getTest(test.id)?.status}`);
-
-  step(7, "Status and log lines flow back; the server stores them in order");
-  await client.postStatus(test.id, { status: "running" });
-  await client.postLog(test.id, "(demo) no benchmark runs yet: the runner is issue 5");
-  await client.postLog(test.id, "(demo) several lines\n(demo) in one request");
-  await client.postStatus(test.id, { status: "failed", error: "demo: runner not built yet" });
-  const logs = await client.getTestLogs(test.id);
-  for (const l of logs.lines) say(`    log: ${JSON.stringify(l.line)}`);
-  const row = await client.getTest(test.id);
-  say(`    test ${row.id}: ${row.status} (${row.error})`);
-
-  step(8, "Faults: two 503s and a dropped connection, retried with backoff and jitter");
-  server.failNext(2, 503, { error: "maintenance" });
-  server.dropNext(1, { path: "/api/v1/health" });
-  const t0 = Date.now();
-  await client.health();
-  say(`    recovered in ${Date.now() - t0} ms:`);
-  for (const r of log.records.filter((r) => r.level === "warn")) say(`    ${r.message}`);
-
-  step(9, "A client without a certificate is turned away at the TLS layer");
-  const anon = new KittServerClient({ serverUrl: server.url, token, tls: { ca: await pem(pki.caCert) }, retries: 0 });
-  try {
-    await anon.health();
-    say("    UNEXPECTED: accepted");
-    process.exitCode = 1;
-  } catch (err) {
-    say(`    ${err.message}`);
-  } finally {
-    anon.close();
+  step(5, "The job's log stream, read from the agent's SSE endpoint");
+  // The agent reports `running` once it has taken the job: its stream exists from then on.
+  await server.waitFor(() => server.statuses(test.id).length > 0, 20_000);
+  const res = await fetch(`${agent.url}/api/logs/${test.command_id}`, { headers: { authorization: `Bearer ${token}` } });
+  if (res.status !== 200) throw new Error(`GET /api/logs/${test.command_id}: HTTP ${res.status} ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buf = "";
+  let end;
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) !== -1) {
+      const frame = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const event = /^event: (.*)$/m.exec(frame)?.[1];
+      const data = /^data: (.*)$/m.exec(frame)?.[1];
+      if (event === "log") say(`    | ${JSON.parse(data).line}`);
+      if (event === "end") end = JSON.parse(data);
+    }
+    if (end) break;
   }
-  say("\nDemo finished. The agent daemon, runner and CLI come with later issues.");
+  say(`    end: ${JSON.stringify(end)}`);
+
+  step(6, "What the server saw");
+  await server.waitFor(() => server.results.length > 0 && ["completed", "failed"].includes(server.getTest(test.id)?.status), 20_000);
+  say(`    status transitions: ${server.statuses(test.id).join(" -> ")}`);
+  say(`    log rows stored: ${server.logLines(test.id).length} (lines batched per request)`);
+  say(`    result: ${JSON.stringify(server.results[0]?.body)}`);
+  const left = await readdir(config.model_storage_dir, { recursive: true });
+  say(`    staged copy after auto_cleanup: ${left.filter((p) => p.endsWith(".safetensors")).length} shard(s) left`);
+
+  step(7, "Stop the agent");
+  await agent.stop();
+  agent = undefined;
+  say(`    stopped; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+} catch (err) {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
 } finally {
-  client?.close();
+  await agent?.stop();
   await server?.close();
   await rm(dir, { recursive: true, force: true });
 }

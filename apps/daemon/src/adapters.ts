@@ -23,10 +23,11 @@ export function storageResolver(store: ModelStore, onStagedBytes: (bytes: number
           seen = p.bytesDone;
         },
       });
-      return { localPath: model.path, release: () => model.release() };
+      // Paths used in place and registry names were not staged: auto_cleanup leaves them alone.
+      return { localPath: model.path, release: () => model.release(), staged: model.how !== "as-is" && model.how !== "registry" };
     },
-    async evict(modelPath, { onLog }) {
-      const local = await store.findStaged(modelPath);
+    async evict(modelPath, { onLog, localPath }) {
+      const local = localPath ?? (await store.findStaged(modelPath));
       if (local === undefined) {
         onLog(`No staged copy of ${modelPath} to remove`);
         return;

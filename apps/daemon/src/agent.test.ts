@@ -149,17 +149,20 @@ describe("the agent end to end", () => {
 
   it("after an unclean stop, the next start reports the running job failed once", async () => {
     const w = await world();
-    // What a SIGKILLed agent leaves: a journal entry for a test it had reported running.
+    // What a SIGKILLed agent leaves: the journal record of a job it had accepted.
     const row = queue(w);
     const { mkdir, writeFile } = await import("node:fs/promises");
-    await mkdir(join(w.config.state_dir, "running"), { recursive: true });
-    await writeFile(join(w.config.state_dir, "running", `${row.id}.json`), JSON.stringify({ test_id: row.id }));
-    w.server.clearFaults();
+    await mkdir(join(w.config.state_dir, "jobs"), { recursive: true });
+    await writeFile(
+      join(w.config.state_dir, "jobs", `${row.command_id}.json`),
+      JSON.stringify({ commandId: row.command_id, testId: row.id, type: "run_test", acceptedAt: Date.now() }),
+    );
     await w.start();
-    await w.server.waitFor(() => w.server.statuses(row.id).includes("failed"), 10_000);
+    await w.server.waitFor(() => w.server.statuses(row.id).includes("failed") && w.server.results.length === 1, 10_000);
     expect(w.server.statuses(row.id)).toEqual(["failed"]);
     expect(w.server.getTest(row.id)?.error).toBe(RESTART_REASON);
-    expect(await readdir(join(w.config.state_dir, "running"))).toEqual([]);
+    expect(w.server.results[0]?.body).toMatchObject({ command_id: row.command_id, status: "failed", error: RESTART_REASON });
+    expect(await readdir(join(w.config.state_dir, "jobs"))).toEqual([]);
   });
 
 });

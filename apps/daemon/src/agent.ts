@@ -16,7 +16,6 @@ import { createApiApp } from "./api-app.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { type AgentLogger, createAgentLogger } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
-import { RestartJournal } from "./restart-journal.js";
 import { AGENT_VERSION } from "./version.js";
 
 export const SHUTDOWN_REASON = "Agent shutting down";
@@ -147,14 +146,6 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       logger: logger.child({ component: "reporter" }),
     });
     cleanups.push(() => reporter.stop());
-    const journal = new RestartJournal(join(config.state_dir, "running"));
-    await journal.open();
-    for (const testId of await journal.leftovers()) {
-      logger.warn(`test ${testId} was running when the agent stopped unexpectedly: reporting it failed`);
-      await reporter.status(testId, { status: "failed", error: RESTART_REASON });
-      await journal.ended(testId);
-    }
-
     let autoCleanup = config.auto_cleanup;
     let lastGpu: GpuSnapshot = { gpus: [] };
     // Metrics are wired before the runner and the loop exist; they read through these.
@@ -173,8 +164,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     });
     const runner = new JobRunner({
       resolver: storageResolver(store, (bytes) => metrics.stagedBytes(bytes)),
-      reporter: metrics.observe(journal.wrap(reporter, logger)),
+      reporter: metrics.observe(reporter),
       workDir: config.state_dir,
+      stateDir: config.state_dir,
       benchmarkCommand: config.benchmark_command,
       env,
       maxQueued: config.max_queued_jobs,
@@ -184,6 +176,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     });
 
     refs.runner = runner;
+    // Jobs a crash (SIGKILL, power cut) left unreported are reported failed, once.
+    await runner.recoverInterrupted(RESTART_REASON);
     const sampler = new GpuSampler(options.detect?.nvml !== undefined ? { nvml: options.detect.nvml } : {});
     const sampleGpus = async () => {
       try {

@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+import { useTempDir } from "@kitt/testkit";
+import { afterEach, expect, it } from "vitest";
+
+import { RESTART_REASON } from "./agent.js";
+import { AGENT, MODEL, closeWorld, makeWorld, type World } from "./test-agent.js";
+
+const tempDir = useTempDir(afterEach);
+const worlds: World[] = [];
+const pids: number[] = [];
+afterEach(async () => {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(worlds.splice(0).map(closeWorld));
+});
+
+/**
+ * Kills every process whose command line mentions `marker`, with its whole
+ * process group (the benchmark leads its own): what systemd's control-group
+ * kill does when it restarts the service.
+ */
+async function killAllMentioning(marker: string): Promise<number> {
+  let n = 0;
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if ((await readFile(`/proc/${entry}/cmdline`, "utf8")).includes(marker)) {
+        try {
+          process.kill(-Number(entry), "SIGKILL");
+        } catch {
+          process.kill(Number(entry), "SIGKILL");
+        }
+        n++;
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+}
+
+const DIST = new URL("../dist/index.js", import.meta.url).pathname;
+
+/** Runs the built daemon in a child process, exactly as `kitt-agent start` would. */
+function spawnAgent(configPath: string) {
+  const script = `
+    import { readFileSync } from "node:fs";
+    import { startAgent } from ${JSON.stringify(DIST)};
+    import { sleep } from "@kitt/protocol";
+    const config = JSON.parse(readFileSync(${JSON.stringify(configPath)}, "utf8"));
+    const agent = await startAgent(config, { detect: { nvml: false }, handleSignals: true,
+      heartbeat: { sleep: (ms, signal) => sleep(Math.min(ms, 30), signal) } });
+    console.log("READY " + agent.url);
+    await agent.done;
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: new URL("..", import.meta.url).pathname,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  if (child.pid !== undefined) pids.push(child.pid);
+  child.stderr.on("data", () => {});
+  return child;
+}
+
+it("an agent SIGKILLed mid-job: the restarted agent reports the job failed once, reuses no partial model, drains the outbox", async () => {
+  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
+  const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 3 });
+  worlds.push(w);
+  const configPath = join(w.dir, "config.json");
+  await writeFile(configPath, JSON.stringify(w.config));
+
+  const child = spawnAgent(configPath);
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  const row = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
+  await w.server.waitFor(() => w.server.logLines(row.id).join("\n").includes("[3/3] benchmark step 3"), 20_000);
+  expect(out).toContain("READY");
+
+  // The agent dies without a word; systemd's restart kills the rest of the service's cgroup (the benchmark).
+  process.kill(child.pid!, "SIGKILL");
+  await new Promise((r) => child.once("exit", r));
+  expect(await killAllMentioning(join(w.dir, "bin"))).toBeGreaterThan(0);
+  expect(w.server.statuses(row.id)).toEqual(["running"]);
+
+  const agent = await w.start();
+  await w.server.waitFor(() => w.server.statuses(row.id).length === 2 && w.server.results.length === 1, 15_000);
+  expect(w.server.statuses(row.id)).toEqual(["running", "failed"]);
+  expect(w.server.getTest(row.id)?.error).toBe(RESTART_REASON);
+  expect(w.server.results[0]?.body).toMatchObject({ command_id: row.command_id, status: "failed" });
+
+  // A fresh job stages again from scratch and completes: the copy left behind is not taken as complete.
+  const next = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
+  await w.server.waitFor(() => w.server.statuses(next.id).includes("running"), 15_000);
+  const status = (await (await fetch(`${agent.url}/api/status`, { headers: { authorization: "Bearer e2e-token-0123456789" } })).json()) as { running: boolean };
+  expect(status.running).toBe(true);
+  await fetch(`${agent.url}/api/commands`, {
+    method: "POST",
+    headers: { authorization: "Bearer e2e-token-0123456789", "content-type": "application/json" },
+    body: JSON.stringify({ command_id: "cancel-next", type: "cancel", payload: { test_id: next.id } }),
+  });
+  await w.server.waitFor(() => w.server.statuses(next.id).includes("failed") && w.server.results.length === 2, 15_000);
+  await agent.stop();
+  expect(await readdir(join(w.config.state_dir, "jobs"))).toEqual([]);
+  expect(existsSync(join(w.config.state_dir, "outbox")) ? (await readdir(join(w.config.state_dir, "outbox"))).filter((f) => f.endsWith(".json")) : []).toEqual([]);
+});
