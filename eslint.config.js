@@ -28,7 +28,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["**/*.test.ts", "**/bin/**", "scripts/**", "bench/**"],
+    files: ["**/*.test.ts", "**/bin/**", "scripts/**", "**/bench/**"],
     rules: { "no-console": "off" },
   },
 );

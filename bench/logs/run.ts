@@ -5,7 +5,7 @@
  * cases (and their ratio), the time until the server holds every line, the
  * number of log requests, and checks order and count.
  *
- *   ./dev --filter @kitt/runner run build && ./dev --filter @kitt/runner run bench:logs
+ *   ./dev bench:logs
  */
 import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { KittServerClient, type ServerCommand } from "@kitt/protocol";
 import { startFakeKittServer } from "@kitt/testkit";
 
-import { JobRunner, ServerReporter, type ModelResolver } from "../dist/index.js";
+import { JobRunner, ServerReporter, type ModelResolver } from "@kitt/runner";
 
 const LINES = Number(process.env.BENCH_LINES ?? 100_000);
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 10);
