@@ -5,11 +5,9 @@ import { KittError, UsageError } from "@kitt/protocol";
  * was tried, fit to show as the job's failure reason.
  */
 export type StorageErrorCode =
-  | "MODEL_PATH_REFUSED"
   | "MODEL_NOT_FOUND"
   | "MODEL_OUTSIDE_SHARE"
   | "MODEL_AMBIGUOUS"
-  | "SHARE_UNAVAILABLE"
   | "NO_SPACE"
   | "STAGING_CANCELLED"
   | "STAGING_FAILED"

@@ -1,27 +1,18 @@
 import path from "node:path";
 import { existsSync } from "node:fs";
 import { mkdir, realpath, rm, utimes } from "node:fs/promises";
-import { StorageError, reason } from "./errors.js";
-import { MANIFEST_NAME, manifestMatchesDisk, modelEntryPath, readManifest, type Manifest } from "./manifest.js";
-import { checkModelPath, isStrictlyInside, pathParts, realpathOrUndefined } from "./path-guard.js";
+import { ModelPathError, StorageError, reason } from "./errors.js";
+import { MANIFEST_NAME, manifestMatchesDisk } from "./manifest.js";
+import { checkModelPath, isStrictlyInside, realpathOrUndefined } from "./path-guard.js";
 import { normalizeStorageSettings, type StorageSettings, type StorageSettingsInput } from "./settings.js";
 import { findOnShare } from "./share-lookup.js";
 import { ensureShareMounted, type MountDeps } from "./share-mount.js";
 import { StagingJobs, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
+import { enclosingModel, findStagedIn } from "./staged-lookup.js";
 import { isLeftoverName, scanStorage } from "./storage-layout.js";
 import { resolveDeps, type ModelStoreOptions, type StoreDeps } from "./store-options.js";
 import { UseRegistry } from "./uses.js";
-
-interface Located {
-  dir: string;
-  manifest: Manifest;
-}
-
-interface Found extends Located {
-  /** What to run against: the model dir, its single file, or a path inside it. */
-  entry: string;
-}
 
 const noRelease = (): void => {};
 
@@ -130,50 +121,17 @@ export class ModelStore {
   async acquire(localPath: string): Promise<ResolvedModel> {
     const storage = await this.prepare(this.current.modelStorageDir);
     const real = await realpathOrUndefined(localPath);
-    const located = real === undefined ? undefined : await this.enclosing(storage, real);
+    const located = real === undefined ? undefined : await enclosingModel(storage, real);
     const leased = located === undefined ? undefined : this.lease(located.dir, real ?? localPath, "staged");
     if (leased === undefined) throw new StorageError("MODEL_NOT_FOUND", `${localPath} is not a staged model in ${storage}`);
     return leased;
-  }
-
-  /** The staged model containing `p` (walking up to the storage dir), if any. */
-  private async enclosing(storage: string, p: string): Promise<Located | undefined> {
-    for (let d = p; isStrictlyInside(storage, d); d = path.dirname(d)) {
-      const manifest = await readManifest(d);
-      if (manifest !== undefined) return { dir: d, manifest };
-    }
-    return undefined;
-  }
-
-  /**
-   * The first existing `<storage>/<suffix of modelPath>`, longest suffix first
-   * (the same rule that maps the path onto the share), if it is complete.
-   */
-  private async findStagedIn(storage: string, modelPath: string): Promise<Found | undefined> {
-    const parts = pathParts(modelPath);
-    for (let i = 0; i < parts.length; i++) {
-      const rest = parts.slice(i);
-      if (rest.some(isLeftoverName)) continue;
-      const dir = path.join(storage, ...rest);
-      const real = await realpathOrUndefined(dir);
-      if (real === undefined) continue;
-      if (!isStrictlyInside(storage, real)) return undefined;
-      const own = await readManifest(real);
-      // Without its own manifest it may still lie inside a staged model (a
-      // sub-directory, or a model staged as part of a bigger directory).
-      const located = own !== undefined ? { dir: real, manifest: own } : await this.enclosing(storage, real);
-      if (located === undefined || !(await manifestMatchesDisk(located.dir, located.manifest))) return undefined;
-      const entry = located.dir === real ? modelEntryPath(real, located.manifest) : real;
-      return { ...located, entry };
-    }
-    return undefined;
   }
 
   /** Local path of the complete staged copy of `modelPath`, if there is one (for cleanup_storage). */
   async findStaged(modelPath: string): Promise<string | undefined> {
     await checkModelPath(modelPath, this.current, this.deps.cwd);
     const storage = await this.prepare(this.current.modelStorageDir);
-    return (await this.findStagedIn(storage, modelPath))?.entry;
+    return (await findStagedIn(storage, modelPath))?.entry;
   }
 
   private mountDeps(onLog: ((line: string) => void) | undefined): MountDeps {
@@ -207,7 +165,7 @@ export class ModelStore {
     await checkModelPath(modelPath, settings, this.deps.cwd);
     const storage = await this.prepare(settings.modelStorageDir);
 
-    const staged = await this.findStagedIn(storage, modelPath);
+    const staged = await findStagedIn(storage, modelPath);
     if (staged !== undefined && opts.refresh !== true) {
       const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
@@ -219,9 +177,9 @@ export class ModelStore {
     let inStorage: string | undefined;
     if (realAbsolute !== undefined && isStrictlyInside(storage, realAbsolute)) {
       if (path.relative(storage, realAbsolute).split(path.sep).some(isLeftoverName)) {
-        throw new StorageError("MODEL_PATH_REFUSED", `refusing model path "${modelPath}": it is an unfinished staging directory`);
+        throw new ModelPathError(`refusing model path "${modelPath}": it is an unfinished staging directory`);
       }
-      const enclosing = await this.enclosing(storage, realAbsolute);
+      const enclosing = await enclosingModel(storage, realAbsolute);
       if (enclosing !== undefined && (await manifestMatchesDisk(enclosing.dir, enclosing.manifest))) {
         const leased = this.lease(enclosing.dir, realAbsolute, "storage");
         if (leased !== undefined) return leased;
@@ -240,13 +198,18 @@ export class ModelStore {
         if (lookup.match !== undefined) {
           const shareRootReal = await realpath(mount);
           const request = { modelPath, match: lookup.match, settings, storage, shareRootReal };
-          try {
-            return await this.jobs.stage(request, opts);
-          } catch (err) {
-            // A refresh that cannot replace a copy in use falls back to that complete copy.
-            const code = (err as { code?: unknown }).code;
-            if (staged === undefined || code !== "MODEL_IN_USE") throw err;
-            opts.onLog?.(reason(err));
+          if (staged !== undefined && staged.dir !== this.jobs.destFor(storage, lookup.match)) {
+            // Refreshing a part of a bigger staged model would nest one model in another.
+            opts.onLog?.(`not refreshing ${staged.entry}: it is part of the staged model ${staged.dir}`);
+          } else {
+            try {
+              return await this.jobs.stage(request, opts);
+            } catch (err) {
+              // A refresh that cannot replace a copy in use falls back to that complete copy.
+              const code = (err as { code?: unknown }).code;
+              if (staged === undefined || code !== "MODEL_IN_USE") throw err;
+              opts.onLog?.(reason(err));
+            }
           }
         } else {
           tried.push(lookup.tried);
@@ -289,7 +252,7 @@ export class ModelStore {
     if (!isStrictlyInside(storage, real)) {
       throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${real} is not inside the model storage ${storage}`);
     }
-    const target = (await this.enclosing(storage, real))?.dir ?? real;
+    const target = (await enclosingModel(storage, real))?.dir ?? real;
     const freed = await cleanupIn(this.uses, storage, target, "cleanup", this.deps.logger);
     if (freed === undefined) throw new StorageError("MODEL_IN_USE", `refusing to clean up ${target}: a running job uses it`);
     return { removed: target, freed_bytes: freed };
