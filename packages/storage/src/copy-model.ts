@@ -79,11 +79,24 @@ async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTrac
       if (item === undefined) break;
       const to = path.join(staging, item.f.rel);
       if (item.reuse) {
-        await link(path.join(o.dest, item.f.rel), to);
+        try {
+          await link(path.join(o.dest, item.f.rel), to);
+        } catch {
+          // A filesystem without hard links: copy it after all.
+          await o.copyFile(item.f.abs, to, item.f.mtimeMs);
+        }
         continue;
       }
       tracker.fileStarted(to, item.f.size);
       await o.copyFile(item.f.abs, to, item.f.mtimeMs);
+      // The manifest promises this size: a file changed on the share mid-copy must not be sealed as complete.
+      const copied = (await lstat(to)).size;
+      if (copied !== item.f.size) {
+        throw new StorageError(
+          "STAGING_FAILED",
+          `${item.f.abs} changed on the share while it was copied (${item.f.size} bytes listed, ${copied} copied); retry`,
+        );
+      }
       tracker.fileDone(to);
     }
   };

@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { readFile, stat } from "node:fs/promises";
+import { chmod, readFile, stat } from "node:fs/promises";
 import { CopyPool } from "./copy-pool.js";
 import { tempDir, writeModel } from "./test-helpers.js";
 
@@ -51,5 +51,25 @@ describe("CopyPool", () => {
     expect(child.status).toBe(0);
     expect(child.stdout).toBe("done\n");
     expect((await readFile(path.join(dir, "copy.bin"))).equals(await readFile(path.join(dir, "big.bin")))).toBe(true);
+  });
+
+  it("copies a read-only (0444) file as an unprivileged user", async () => {
+    const dir = await tempDir();
+    await writeModel(dir, { "ro.bin": 1000 });
+    await chmod(path.join(dir, "ro.bin"), 0o444);
+    await chmod(dir, 0o777);
+    const poolFile = path.join(path.dirname(fileURLToPath(import.meta.url)), "copy-pool.ts");
+    const code = `const { CopyPool } = await import(process.argv[1]);
+      await new CopyPool(1).copyFile(process.argv[2], process.argv[3], 0); console.log("ok");`;
+    const nodeArgs = ["--input-type=module", "-e", code, poolFile, path.join(dir, "ro.bin"), path.join(dir, "copy.bin")];
+    // Root ignores file modes, so as root run the copy as nobody.
+    const asRoot = process.getuid?.() === 0;
+    const [cmd, args] = asRoot
+      ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...nodeArgs]]
+      : [process.execPath, nodeArgs];
+    const child = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
+    expect(child.stderr).toBe("");
+    expect(child.stdout).toBe("ok\n");
+    expect((await stat(path.join(dir, "copy.bin"))).mode & 0o777).toBe(0o444);
   });
 });

@@ -19,7 +19,9 @@ const fs = process.getBuiltinModule("node:fs");
 parentPort.on("message", (m) => {
   try {
     fs.copyFileSync(m.src, m.dest, m.flags);
-    const fd = fs.openSync(m.dest, "r+");
+    // Read-only is enough for futimes (we own the file) and fsync, and works
+    // when the share's file mode (which the copy keeps) is 0444.
+    const fd = fs.openSync(m.dest, "r");
     try {
       fs.futimesSync(fd, new Date(), new Date(m.mtimeMs));
       fs.fsyncSync(fd);

@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import path from "node:path";
-import { readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { appendFile, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { ModelStore } from "./model-store.js";
 import { MANIFEST_NAME } from "./manifest.js";
 import { treeBytes } from "./storage-layout.js";
@@ -85,6 +85,22 @@ describe("cancel", () => {
     const f = await storeFixture(MODEL);
     const store = await open(f);
     await expect(store.resolve("/x/m/A", { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "STAGING_CANCELLED" });
+  });
+});
+
+describe("a share that changes during the copy", () => {
+  it("fails the staging instead of sealing a file of the wrong size", async () => {
+    const f = await storeFixture(MODEL);
+    const copy = new GatedCopy();
+    copy.close();
+    const store = await open(f, { copyFile: copy.copyFile, copyConcurrency: 1 });
+    const pending = store.resolve("/x/m/A");
+    await copy.started(1);
+    await appendFile(path.join(f.share, "m/A/w3.bin"), "more");
+    copy.open();
+    await expect(pending).rejects.toMatchObject({ code: "STAGING_FAILED", message: expect.stringContaining("changed on the share while it was copied") });
+    expect(await leftoversUnder(f.storage)).toEqual([]);
+    expect(await store.findStaged("/x/m/A")).toBeUndefined();
   });
 });
 
