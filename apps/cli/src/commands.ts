@@ -10,6 +10,7 @@ import Status from "./commands/status.js";
 import Stop from "./commands/stop.js";
 import TestList from "./commands/test/list.js";
 import TestStop from "./commands/test/stop.js";
+import Update from "./commands/update.js";
 
 /**
  * The explicit command list (oclif's "explicit" strategy): no directory scan
@@ -29,4 +30,5 @@ export const COMMANDS = {
   stop: Stop,
   "test:list": TestList,
   "test:stop": TestStop,
+  update: Update,
 };

@@ -122,3 +122,8 @@ export async function serviceState(deps: ServiceDeps): Promise<ServiceState> {
   const [active, enabled] = await Promise.all([ask("is-active"), ask("is-enabled")]);
   return { installed: true, unitPath: target, active, enabled };
 }
+
+/** `sudo systemctl restart kitt-agent.service`. */
+export async function restartService(deps: ServiceDeps): Promise<void> {
+  await privileged(deps, ["systemctl", "restart", UNIT_FILE], TIMEOUTS.enable);
+}
