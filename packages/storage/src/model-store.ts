@@ -7,7 +7,7 @@ import { checkModelPath, isStrictlyInside, realpathOrUndefined } from "./path-gu
 import { normalizeStorageSettings, type StorageSettings, type StorageSettingsInput } from "./settings.js";
 import { findOnShare } from "./share-lookup.js";
 import { ensureShareMounted, type MountDeps } from "./share-mount.js";
-import { StagingJobs, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
+import { StagingJobs, guardCallbacks, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
 import { enclosingModel, findStagedIn } from "./staged-lookup.js";
 import { isLeftoverName, scanStorage } from "./storage-layout.js";
@@ -155,8 +155,9 @@ export class ModelStore {
    * registry name (no `/`) unchanged. Otherwise throws MODEL_NOT_FOUND naming
    * what was tried. Call `release()` on the result when the job ends.
    */
-  async resolve(modelPath: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+  async resolve(modelPath: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
     const settings = this.current;
+    const opts = guardCallbacks(options, this.deps.logger);
     const cancelled = (): StorageError => new StorageError("STAGING_CANCELLED", `resolving ${modelPath} was cancelled`);
     const checkCancel = (): void => {
       if (opts.signal?.aborted === true) throw cancelled();

@@ -61,6 +61,23 @@ describe("resolve: copy from the share (steps 3 and 4)", () => {
     model.release();
   });
 
+  it("survives callbacks that throw", async () => {
+    const f = await storeFixture(QWEN);
+    const logger = new MemoryLogger();
+    const store = await open(f, { logger, logIntervalMs: 0, progressIntervalMs: 1 });
+    const model = await store.resolve("/data/models/hf/Qwen/Qwen3-8B", {
+      onProgress: () => {
+        throw new Error("progress sink broke");
+      },
+      onLog: () => {
+        throw new Error("log sink broke");
+      },
+    });
+    expect(model.how).toBe("copied");
+    expect(logger.records.filter((r) => r.message.includes("callback threw"))).toHaveLength(1);
+    model.release();
+  });
+
   it("stages a single-file model and returns the file inside its directory", async () => {
     const f = await storeFixture({ "gguf/qwen-7b.Q4_K_M.gguf": 10_000 });
     const store = await open(f);

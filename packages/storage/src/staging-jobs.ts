@@ -1,5 +1,6 @@
 import path from "node:path";
-import { StorageError } from "./errors.js";
+import type { Logger } from "@kitt/protocol";
+import { StorageError, reason } from "./errors.js";
 import { executeCopy, planCopy } from "./copy-model.js";
 import { manifestMatchesDisk, readManifest, sameMtime, type Manifest } from "./manifest.js";
 import { isStrictlyInside } from "./path-guard.js";
@@ -19,6 +20,26 @@ export interface ResolveOptions {
   signal?: AbortSignal;
   /** Compare an already staged model with the share and update it incrementally. */
   refresh?: boolean;
+}
+
+/**
+ * The caller's callbacks, made safe to call from timers and fan-out loops: one
+ * that throws is reported once and must not crash the process or the copy.
+ */
+export function guardCallbacks(opts: ResolveOptions, logger: Logger): ResolveOptions {
+  let reported = false;
+  const guard = <T>(fn: ((arg: T) => void) | undefined): ((arg: T) => void) | undefined =>
+    fn === undefined
+      ? undefined
+      : (arg) => {
+          try {
+            fn(arg);
+          } catch (err) {
+            if (!reported) logger.warn(`a staging progress/log callback threw: ${reason(err)}`);
+            reported = true;
+          }
+        };
+  return { ...opts, onLog: guard(opts.onLog), onProgress: guard(opts.onProgress) };
 }
 
 /** How a model path was resolved. */
