@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* eslint-disable no-console -- a build script: printing its result is its job */
 // Builds the agent package a KITT server hands out at /api/v1/agent/package:
 // an npm-pack-style tarball (everything under "package/") of @kitt/cli with
 // its production dependencies, workspace packages included, in node_modules
