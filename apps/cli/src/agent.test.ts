@@ -63,6 +63,11 @@ describe("start / status / test stop / logs / stop against the real daemon", () 
     const doc = JSON.parse(status.stdout) as { daemon: { running: boolean; status: { running: boolean; name: string } } };
     expect(doc.daemon).toMatchObject({ running: true, status: { running: true, name: AGENT } });
 
+    // The running daemon owns model storage: the CLI does not stage or evict beside it.
+    const models = await runCli(["models", "list"], env);
+    expect(models.code).toBe(1);
+    expect(models.stderr).toMatch(/^Error: the agent daemon is running \(pid \d+\) and owns .*: stop it first/);
+
     const second = await runCli(["start"], env);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/^Error: kitt-agent is already running \(pid \d+, .*agent\.pid\); stop it first with kitt-agent stop\n$/);

@@ -1,6 +1,9 @@
 import Hardware from "./commands/hardware.js";
 import Init from "./commands/init.js";
 import Logs from "./commands/logs.js";
+import ModelsEvict from "./commands/models/evict.js";
+import ModelsList from "./commands/models/list.js";
+import ModelsStage from "./commands/models/stage.js";
 import Preflight from "./commands/preflight.js";
 import ServiceInstall from "./commands/service/install.js";
 import ServiceStatus from "./commands/service/status.js";
@@ -21,6 +24,9 @@ export const COMMANDS = {
   hardware: Hardware,
   init: Init,
   logs: Logs,
+  "models:evict": ModelsEvict,
+  "models:list": ModelsList,
+  "models:stage": ModelsStage,
   preflight: Preflight,
   "service:install": ServiceInstall,
   "service:status": ServiceStatus,
