@@ -77,6 +77,8 @@ describe("start / status / test stop / logs / stop against the real daemon", () 
     expect(logs.code).toBe(0);
     expect(logs.stdout).toContain("[3/3] benchmark step 3");
 
+    // A follower started now sees the buffered lines, then the end of the job.
+    const following = runCli(["logs", commandId, "--follow"], env);
     const stop = await runCli(["test", "stop", row.id], env);
     expect(stop.stderr).toBe("");
     expect(stop.code).toBe(0);
@@ -84,6 +86,10 @@ describe("start / status / test stop / logs / stop against the real daemon", () 
     expect(server.statusUpdates(row.id)).toContainEqual({ status: "failed", error: "Cancelled by user" });
     // The benchmark's whole process group is gone, grandchild included.
     await until(() => !alive(grandchild), 15_000, "the benchmark's grandchild to be killed");
+    const followed = await following;
+    expect(followed.stdout).toContain("[3/3] benchmark step 3");
+    expect(followed.stderr).toMatch(/\(job failed/);
+    expect(followed.code).toBe(1);
 
     const pidFile = join(home, ".kitt", "agent.pid");
     expect(existsSync(pidFile)).toBe(true);

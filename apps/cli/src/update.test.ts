@@ -1,16 +1,19 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, type FakeKittServer } from "@kitt/testkit";
 
-import { cliEnv, runCli } from "./test-cli.js";
+import { cliEnv, runCli, startCliBackground, until, type Background } from "./test-cli.js";
+import { closedPort } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const servers: FakeKittServer[] = [];
+const children: Background[] = [];
 afterEach(async () => {
+  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill("SIGKILL");
   for (const s of servers.splice(0)) await s.close();
 });
 
@@ -33,7 +36,7 @@ async function setup() {
   const home = await tempDir();
   const server = await startFakeKittServer({ agents: [{ name: "gpu-01", token: "tok-update-1" }] });
   servers.push(server);
-  await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { server_url: server.url, token: "tok-update-1", name: "gpu-01" });
+  await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { server_url: server.url, token: "tok-update-1", name: "gpu-01", port: await closedPort() });
   const agentDir = join(home, ".kitt", "agent");
   const current = async (): Promise<string | undefined> => (existsSync(join(agentDir, "current")) ? readlink(join(agentDir, "current")) : undefined);
   const previous = async (): Promise<string | undefined> => (existsSync(join(agentDir, "previous")) ? readlink(join(agentDir, "previous")) : undefined);
@@ -122,5 +125,20 @@ describe("kitt-agent update", () => {
     const r = await runCli(["update", "--rollback"], w.env);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`Error: nothing to roll back to (${join(w.agentDir, "previous")} does not exist)\n`);
+  });
+
+  it("--restart stops the running agent and starts the new version in its place", async () => {
+    const w = await setup();
+    const agent = await startCliBackground(["start"], w.env, /running; local API on/);
+    children.push(agent);
+    w.server.setAgentPackage(await makePackage(w.home, "0.3.0"), "kitt-agent-0.3.0.tgz");
+    const r = await runCli(["update", "--restart"], { ...w.env, KITT_AGENT_UNIT_DIR: join(w.home, "units") });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^stopped pid \d+ and started the new version \(pid \d+, output in .*agent-start\.log\)$/m);
+    expect(await agent.exit).toBe(0);
+    // The package's bin/run.js only prints its version: seeing it proves the new entry was started.
+    const log = join(w.home, ".kitt", "logs", "agent-start.log");
+    await until(() => existsSync(log) && readFileSync(log, "utf8").includes("kitt-agent 0.3.0"), 20_000, "the new version to start");
   });
 });
