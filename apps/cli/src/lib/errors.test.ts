@@ -9,6 +9,9 @@ describe("classifyError", () => {
     expect(classifyError(new UsageError("bad flag\nsecond line"))).toMatchObject({ exitCode: 2, message: "bad flag", bug: false });
     expect(classifyError(new ConfigError("/x/agent.yaml: not found"))).toMatchObject({ exitCode: 2, bug: false });
     expect(classifyError(new KittError("server down", { code: "CONNECTION" }))).toMatchObject({ exitCode: 1, message: "server down" });
+    // A subclass with its own code (e.g. storage's ModelPathError) is still the user's to fix.
+    class PathError extends UsageError {}
+    expect(classifyError(new PathError("bad path", { code: "MODEL_PATH_REFUSED" }))).toMatchObject({ exitCode: 2 });
   });
 
   it("treats oclif parse errors and exit() as oclif meant them", () => {

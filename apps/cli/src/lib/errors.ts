@@ -19,6 +19,14 @@ interface OclifErrorShape {
   skipOclifErrorHandling?: boolean;
 }
 
+/** True when a class named UsageError is among the error's ancestors (also for another copy of @kitt/protocol). */
+function isUsageError(err: Error): boolean {
+  for (let proto: unknown = Object.getPrototypeOf(err); proto !== null && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+    if ((proto as { constructor?: { name?: string } }).constructor?.name === "UsageError") return true;
+  }
+  return false;
+}
+
 function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\u001b\[[0-9;]*m/g, "");
@@ -68,7 +76,7 @@ export function classifyError(err: unknown): ErrorReport {
     return { exitCode, message: oclifLine(err.message), stack: err.stack, bug: false };
   }
   if (typeof shape.code === "string") {
-    const usage = shape.code === "USAGE" || shape.code === "CONFIG" || err.name.endsWith("UsageError") || err.name === "ConfigError";
+    const usage = shape.code === "USAGE" || shape.code === "CONFIG" || isUsageError(err);
     return { exitCode: usage ? EXIT_USAGE : EXIT_FAILED, message: firstLine(err.message), stack: err.stack, bug: false };
   }
   return { exitCode: EXIT_FAILED, message: `unexpected error: ${firstLine(err.message)}`, stack: err.stack, bug: true };
