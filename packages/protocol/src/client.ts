@@ -7,7 +7,8 @@ import { basename, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
-import got, { type Got, type OptionsInit, RequestError, type Response } from "got";
+import type * as GotNamespace from "got";
+import type { Got, OptionsInit, Response } from "got";
 
 import { backoffDelay, type BackoffPolicy, parseRetryAfter, sleep as defaultSleep } from "./backoff.js";
 import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } from "./client-errors.js";
@@ -80,6 +81,16 @@ export interface DownloadedPackage {
 
 type Method = "GET" | "POST";
 
+// got is imported on first use: it is most of this package's import cost,
+// and programs that only read agent.yaml (`kitt-agent status`) never need it.
+type GotModule = typeof GotNamespace;
+let gotModule: Promise<GotModule> | undefined;
+let loadedGot: GotModule | undefined;
+function loadGot(): Promise<GotModule> {
+  gotModule ??= import("got").then((m) => (loadedGot = m));
+  return gotModule;
+}
+
 /**
  * Typed client of the KITT server's agent-facing API. Every call validates
  * what it sends and what it gets back, retries only what is safe to retry
@@ -91,7 +102,8 @@ export class KittServerClient {
   readonly serverUrl: string;
   private readonly origin: string;
   private readonly token: string;
-  private readonly http: Got;
+  private httpInstance: Promise<Got> | undefined;
+  private readonly gotDefaults: { headers: Record<string, string>; insecure: boolean };
   private readonly agents: { http: HttpAgent; https: HttpsAgent };
   private readonly retries: number;
   private readonly backoff: BackoffPolicy;
@@ -135,16 +147,23 @@ export class KittServerClient {
     };
     const headers: Record<string, string> = { "user-agent": options.userAgent ?? "kitt-agent" };
     if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
-    this.http = got.extend({
-      prefixUrl: this.serverUrl,
-      headers,
-      agent: this.agents,
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      followRedirect: false,
-      responseType: "text",
-      https: { rejectUnauthorized: options.insecure !== true },
-    });
+    this.gotDefaults = { headers, insecure: options.insecure === true };
+  }
+
+  private http(): Promise<Got> {
+    this.httpInstance ??= loadGot().then(({ default: got }) =>
+      got.extend({
+        prefixUrl: this.serverUrl,
+        headers: this.gotDefaults.headers,
+        agent: this.agents,
+        retry: { limit: 0 },
+        throwHttpErrors: false,
+        followRedirect: false,
+        responseType: "text",
+        https: { rejectUnauthorized: !this.gotDefaults.insecure },
+      }),
+    );
+    return this.httpInstance;
   }
 
   /** Closes kept-alive connections. */
@@ -242,7 +261,8 @@ export class KittServerClient {
       const { sha256, bytes } = await this.withRetries("GET", path, opts, async () => {
         const hash = createHash("sha256");
         let size = 0;
-        const stream = this.http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
+        const http = await this.http();
+        const stream = http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
         const tap = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             hash.update(chunk);
@@ -281,7 +301,8 @@ export class KittServerClient {
       const started = Date.now();
       const request: OptionsInit = { method, timeout: this.timeouts(opts), signal: opts.signal };
       if (body !== undefined) request.json = body;
-      const res = (await this.http(path, request)) as Response<string>;
+      const http = await this.http();
+      const res = (await http(path, request)) as Response<string>;
       const status = res.statusCode;
       this.logger.debug(`${method} /${path} -> ${status} in ${Date.now() - started} ms`);
       if (status < 200 || status >= 300) {
@@ -319,7 +340,7 @@ export class KittServerClient {
   private normalise(raw: unknown, method: Method, path: string): Error {
     if (raw instanceof KittError) return raw;
     const cleanPath = `/${stripQuery(path)}`;
-    if (raw instanceof RequestError) {
+    if (loadedGot !== undefined && raw instanceof loadedGot.RequestError) {
       if (raw.name === "AbortError" || raw.code === "ERR_ABORTED") {
         return new KittError(`${method} ${cleanPath} aborted`, { code: "ABORTED" });
       }
