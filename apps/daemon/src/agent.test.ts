@@ -64,6 +64,17 @@ describe("the agent end to end", () => {
     expect(w.logText()).not.toContain(TOKEN);
   });
 
+  it("the server's untouched default storage dir does not override agent.yaml", async () => {
+    // Only the share is set on the server; model_storage_dir stays the server default "~/.kitt/models".
+    const w = await world({}, {}, { serverSettings: false });
+    w.server.setSettings(AGENT, { model_share_mount: w.config.model_share_mount, auto_cleanup: "False" });
+    await w.start();
+    const row = queue(w);
+    expect(await terminal(w, row.id)).toEqual(["running", "completed"]);
+    const staged = await readdir(w.config.model_storage_dir, { recursive: true });
+    expect(staged.some((p) => p.endsWith(".safetensors"))).toBe(true);
+  });
+
   it("a failing benchmark ends failed with its exit code", async () => {
     const w = await world({ exitCode: 3 });
     await w.start();

@@ -20,6 +20,8 @@ import { AGENT_VERSION } from "./version.js";
 
 export const SHUTDOWN_REASON = "Agent shutting down";
 export const RESTART_REASON = "Agent restarted during the job";
+/** What a KITT server sends as `model_storage_dir` before anyone set it. */
+export const SERVER_DEFAULT_STORAGE_DIR = "~/.kitt/models";
 
 const IDLE_HEARTBEAT = {
   successes: 0,
@@ -263,8 +265,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       onSettings: (settings, problems) => {
         for (const p of problems) logger.warn(`server settings: ${p}`);
         if (settings.auto_cleanup !== undefined) autoCleanup = settings.auto_cleanup;
+        // The server sends its default storage dir until an admin changes it; that default
+        // must not move models off the disk the operator chose at init (e.g. onto /).
+        const storageDir = settings.model_storage_dir === SERVER_DEFAULT_STORAGE_DIR ? undefined : settings.model_storage_dir;
         store.updateSettings({
-          ...(settings.model_storage_dir !== undefined ? { modelStorageDir: settings.model_storage_dir } : {}),
+          ...(storageDir !== undefined ? { modelStorageDir: storageDir } : {}),
           ...(settings.model_share_source !== undefined ? { modelShareSource: settings.model_share_source } : {}),
           ...(settings.model_share_mount !== undefined ? { modelShareMount: settings.model_share_mount } : {}),
           ...(settings.auto_cleanup !== undefined ? { autoCleanup: settings.auto_cleanup } : {}),

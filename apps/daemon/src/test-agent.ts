@@ -22,7 +22,12 @@ export interface World {
   start(extra?: StartAgentOptions): Promise<AgentHandle>;
 }
 
-export async function makeWorld(dir: string, bench: FakeBenchmarkOptions = {}, configPatch: Partial<AgentConfig> = {}): Promise<World> {
+export async function makeWorld(
+  dir: string,
+  bench: FakeBenchmarkOptions = {},
+  configPatch: Partial<AgentConfig> = {},
+  options: { serverSettings?: boolean } = {},
+): Promise<World> {
   const server = await startFakeKittServer({ agents: [{ name: AGENT, token: TOKEN }] });
   await writeFakeModel(join(dir, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
   const benchmark = await writeFakeBenchmark(join(dir, "bin"), bench);
@@ -46,7 +51,7 @@ export async function makeWorld(dir: string, bench: FakeBenchmarkOptions = {}, c
   };
   // The server's settings win over agent.yaml (as with the real server), and
   // its defaults name ~/.kitt/models: point them at this test's directories.
-  server.setSettings(AGENT, {
+  if (options.serverSettings !== false) server.setSettings(AGENT, {
     model_storage_dir: config.model_storage_dir,
     model_share_mount: config.model_share_mount,
     model_share_source: config.model_share_source,
