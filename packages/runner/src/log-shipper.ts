@@ -2,7 +2,6 @@ import {
   backoffDelay,
   isSafeId,
   KittError,
-  sleep as defaultSleep,
   silentLogger,
   type BackoffPolicy,
   type CallOptions,
@@ -12,6 +11,7 @@ import {
 import { errorText } from "./job.js";
 import { LogSpool } from "./log-spool.js";
 import { classifyDeliveryError } from "./report-errors.js";
+import { BackoffWaiter } from "./backoff-waiter.js";
 
 /** The part of KittServerClient the shipper uses. */
 export interface LogTransport {
@@ -53,7 +53,6 @@ export class LogShipper {
   readonly testId: string;
   private readonly opts: LogShipperOptions;
   private readonly logger: Logger;
-  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly maxBatch: number;
   private readonly maxPending: number;
   private queue: string[] = [];
@@ -70,9 +69,7 @@ export class LogShipper {
   private wake: (() => void) | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly stopping = new AbortController();
-  /** Aborts the current backoff wait: see retryNow(). */
-  private backoffAbort: AbortController | undefined;
-  private skipNextBackoff = false;
+  private readonly backoffWaiter: BackoffWaiter;
   private readonly loop: Promise<void>;
 
   constructor(options: LogShipperOptions, resume?: { lines: string[]; deliveredRecords: number }) {
@@ -80,7 +77,7 @@ export class LogShipper {
     this.testId = options.testId;
     this.opts = options;
     this.logger = options.logger ?? silentLogger;
-    this.sleep = options.sleep ?? defaultSleep;
+    this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger);
@@ -172,27 +169,7 @@ export class LogShipper {
 
   /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
   retryNow(): void {
-    if (this.backoffAbort !== undefined) this.backoffAbort.abort();
-    else this.skipNextBackoff = true;
-  }
-
-  private async backoffSleep(ms: number, stop: AbortSignal): Promise<void> {
-    if (this.skipNextBackoff) {
-      this.skipNextBackoff = false;
-      return;
-    }
-    const abort = new AbortController();
-    this.backoffAbort = abort;
-    const onStop = () => abort.abort();
-    stop.addEventListener("abort", onStop, { once: true });
-    try {
-      await this.sleep(ms, abort.signal);
-    } catch {
-      // woken early: by retryNow() or by stop()
-    } finally {
-      stop.removeEventListener("abort", onStop);
-      this.backoffAbort = undefined;
-    }
+    this.backoffWaiter.retryNow();
   }
 
   private kick(): void {
@@ -241,7 +218,7 @@ export class LogShipper {
         const verdict = classifyDeliveryError(err);
         if (verdict === "retry") {
           this.logger.debug(`logs of test ${this.testId} not delivered yet: ${errorText(err)}`);
-          await this.backoffSleep(backoffDelay(attempt++, this.opts.backoff ?? { baseMs: 500, maxMs: 60_000 }, this.opts.random), signal);
+          await this.backoffWaiter.wait(backoffDelay(attempt++, this.opts.backoff ?? { baseMs: 500, maxMs: 60_000 }, this.opts.random), signal);
           continue;
         }
         if (verdict === "stopped") return;

@@ -4,7 +4,6 @@ import { join } from "node:path";
 
 import {
   backoffDelay,
-  sleep as defaultSleep,
   silentLogger,
   type BackoffPolicy,
   type CallOptions,
@@ -15,6 +14,7 @@ import {
 
 import { errorText } from "./job.js";
 import { classifyDeliveryError } from "./report-errors.js";
+import { BackoffWaiter } from "./backoff-waiter.js";
 
 /** The part of KittServerClient the outbox uses. */
 export interface OutboxTransport {
@@ -70,7 +70,6 @@ function isMessage(value: unknown): value is OutboxMessage {
 export class Outbox {
   private readonly opts: OutboxOptions;
   private readonly logger: Logger;
-  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly backoff: BackoffPolicy;
   private readonly entries: OutboxEntry[] = [];
   private nextSeq = 1;
@@ -78,9 +77,7 @@ export class Outbox {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
-  /** Aborts the current backoff wait: see retryNow(). */
-  private backoffAbort: AbortController | undefined;
-  private skipNextBackoff = false;
+  private readonly backoffWaiter: BackoffWaiter;
   private authWarned = false;
   private agentWaitWarned = false;
   private emptyWaiters: (() => void)[] = [];
@@ -88,7 +85,7 @@ export class Outbox {
   private constructor(options: OutboxOptions) {
     this.opts = options;
     this.logger = options.logger ?? silentLogger;
-    this.sleep = options.sleep ?? defaultSleep;
+    this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.backoff = options.backoff ?? { baseMs: 1000, maxMs: 5 * 60_000 };
   }
 
@@ -171,27 +168,7 @@ export class Outbox {
 
   /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
   retryNow(): void {
-    if (this.backoffAbort !== undefined) this.backoffAbort.abort();
-    else this.skipNextBackoff = true;
-  }
-
-  private async backoffSleep(ms: number, stop: AbortSignal): Promise<void> {
-    if (this.skipNextBackoff) {
-      this.skipNextBackoff = false;
-      return;
-    }
-    const abort = new AbortController();
-    this.backoffAbort = abort;
-    const onStop = () => abort.abort();
-    stop.addEventListener("abort", onStop, { once: true });
-    try {
-      await this.sleep(ms, abort.signal);
-    } catch {
-      // woken early: by retryNow() or by stop()
-    } finally {
-      stop.removeEventListener("abort", onStop);
-      this.backoffAbort = undefined;
-    }
+    this.backoffWaiter.retryNow();
   }
 
   private kick(): void {
@@ -215,7 +192,7 @@ export class Outbox {
       const outcome = await this.attempt(entry, signal);
       if (outcome === "retry") {
         const delay = backoffDelay(attempt++, this.backoff, this.opts.random);
-        await this.backoffSleep(delay, signal);
+        await this.backoffWaiter.wait(delay, signal);
         continue;
       }
       if (outcome === "stopped") return;
