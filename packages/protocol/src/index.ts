@@ -10,3 +10,4 @@ export * from "./config.js";
 export * from "./backoff.js";
 export * from "./client-errors.js";
 export * from "./client.js";
+export * from "./find-executable.js";
