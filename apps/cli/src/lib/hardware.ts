@@ -21,18 +21,12 @@ export interface HardwareReport {
 
 /** Detects this machine (NVML first, honouring KITT_NVML_PATH; nvidia-smi when NVML is unusable). */
 export async function hardwareReport(): Promise<HardwareReport> {
-  const { detectSystem, GpuSampler } = await import("@kitt/hardware");
+  const { detectSystem, GpuSampler, registrationFields } = await import("@kitt/hardware");
   const info = await detectSystem();
   const snapshot = await new GpuSampler({ nvidiaSmi: info.gpuSource === "nvidia-smi" }).snapshot();
   return {
-    hostname: info.hostname,
-    gpu_info: info.gpu_info,
-    gpu_count: info.gpu_count,
-    cpu_info: info.cpu_info,
-    cpu_arch: info.cpu_arch,
-    ram_gb: info.ram_gb,
-    environment_type: info.environment_type,
-    fingerprint: info.fingerprint,
+    // The registration fields, but the details as an object rather than the wire's JSON string.
+    ...registrationFields(info),
     hardware_details: info.details,
     gpus: snapshot.gpus,
     gpu_source: info.gpuSource,
