@@ -93,9 +93,6 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
   const home = options.home ?? homedir();
   const abs = (p: string): string => resolve(cwd, p.startsWith("~/") ? join(home, p.slice(2)) : p);
   const path = options.configPath;
-  if (!options.force && (await exists(path))) {
-    throw new UsageError(`${path} already exists (use --force to overwrite it)`);
-  }
   const someTls = [options.tlsCert, options.tlsKey, options.tlsCa].some((v) => v !== undefined);
   const someCa = options.caCert !== undefined || options.caKey !== undefined;
   if (someTls && someCa) throw new UsageError("use either --tls-cert/--tls-key/--tls-ca or --ca-cert/--ca-key, not both");
@@ -113,6 +110,10 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
   if (options.shareSource !== undefined) doc.model_share_source = options.shareSource;
   if (options.shareMount !== undefined) doc.model_share_mount = abs(options.shareMount);
   validate(doc, path, home);
+  // Bad flags are reported first; only a valid request meets the overwrite guard.
+  if (!options.force && (await exists(path))) {
+    throw new UsageError(`${path} already exists (use --force to overwrite it)`);
+  }
   const { config } = resolveAgentConfig(doc as Record<string, unknown>, { path, env: {}, homedir: home });
   doc.server_url = config.server_url;
   doc.name = config.name;
