@@ -194,11 +194,20 @@ describe("KittServerClient over HTTP", () => {
     expect(srv.requests).toHaveLength(3);
   });
 
-  it("honours Retry-After on 429 (capped)", async () => {
+  it("honours Retry-After on 429 and 503, capped by the backoff maximum", async () => {
+    const srv = await server();
+    const { c, sleeps } = client(srv, { backoff: { baseMs: 100, maxMs: 5000 } });
+    srv.failNext(1, 429, { error: "slow down" }, { headers: { "retry-after": "2" } });
+    await c.health();
+    srv.failNext(1, 503, { error: "maintenance" }, { headers: { "retry-after": "3600" } });
+    await c.health();
+    expect(sleeps).toEqual([2000, 5000]);
+  });
+
+  it("without Retry-After, 429 backs off like a 5xx", async () => {
     const srv = await server();
     const { c, sleeps } = client(srv, { backoff: { baseMs: 100, maxMs: 5000 } });
     srv.failNext(1, 429, { error: "slow down" });
-    // The fake server sends no Retry-After: backoff applies.
     await c.health();
     expect(sleeps).toHaveLength(1);
     expect(sleeps[0]).toBeGreaterThanOrEqual(50);
@@ -385,7 +394,8 @@ describe("client construction", () => {
     await c.health();
     await c.health();
     await c.health();
-    const ports = new Set(srv.requests.map((r) => r.headers.connection));
-    expect([...ports]).toEqual(["keep-alive"]);
+    expect(srv.requests.map((r) => r.headers.connection)).toEqual(["keep-alive", "keep-alive", "keep-alive"]);
+    // One TCP connection served all three calls.
+    expect(new Set(srv.requests.map((r) => r.remotePort)).size).toBe(1);
   });
 });

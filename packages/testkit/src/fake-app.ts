@@ -37,6 +37,7 @@ export function createFakeApp(ctx: AppContext): express.Express {
       headers: { ...req.headers },
       body: Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "",
       clientCertCN: clientCertCN(req),
+      remotePort: req.socket.remotePort ?? null,
       fault: null,
       receivedAt: new Date(),
     };

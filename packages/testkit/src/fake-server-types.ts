@@ -50,6 +50,8 @@ export interface RecordedRequest {
   body: string;
   /** Subject CN of the client certificate when served over mTLS. */
   clientCertCN: string | null;
+  /** The client's port: the same one on several requests means a reused (kept-alive) connection. */
+  remotePort: number | null;
   /** The injected fault that answered it, if any. */
   fault: "fail" | "drop" | null;
   receivedAt: Date;
