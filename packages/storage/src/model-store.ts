@@ -131,7 +131,7 @@ export class ModelStore {
   async findStaged(modelPath: string): Promise<string | undefined> {
     await checkModelPath(modelPath, this.current, this.deps.cwd);
     const storage = await this.prepare(this.current.modelStorageDir);
-    return (await findStagedIn(storage, modelPath))?.entry;
+    return (await findStagedIn(storage, modelPath, this.current.modelShareMount))?.entry;
   }
 
   private mountDeps(onLog: ((line: string) => void) | undefined): MountDeps {
@@ -166,7 +166,7 @@ export class ModelStore {
     await checkModelPath(modelPath, settings, this.deps.cwd);
     const storage = await this.prepare(settings.modelStorageDir);
 
-    const staged = await findStagedIn(storage, modelPath);
+    const staged = await findStagedIn(storage, modelPath, settings.modelShareMount);
     if (staged !== undefined && opts.refresh !== true) {
       const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;

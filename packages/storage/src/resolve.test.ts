@@ -141,6 +141,42 @@ describe("resolve: the other steps", () => {
     model.release();
   });
 
+  it("1: reuses a staged copy only for the share entry it came from, not another that ends alike", async () => {
+    const f = await storeFixture({ "Qwen3-8B/config.json": "root model", "gguf/Qwen3-8B/config.json": "gguf model" });
+    const store = await open(f);
+    const root = await store.resolve("/data/Qwen3-8B");
+    expect(root).toMatchObject({ how: "copied", path: path.join(f.storage, "Qwen3-8B") });
+    root.release();
+    const gguf = await store.resolve("/data/gguf/Qwen3-8B");
+    expect(gguf).toMatchObject({ how: "copied", path: path.join(f.storage, "gguf", "Qwen3-8B") });
+    expect(await readFile(path.join(gguf.path, "config.json"), "utf8")).toBe("gguf model");
+    gguf.release();
+    // Both staged now: each request gets its own copy back.
+    for (const [request, content] of [["/data/Qwen3-8B", "root model"], ["/data/gguf/Qwen3-8B", "gguf model"]] as const) {
+      const again = await store.resolve(request);
+      expect(again.how).toBe("staged");
+      expect(await readFile(path.join(again.path, "config.json"), "utf8")).toBe(content);
+      again.release();
+    }
+    expect(await store.findStaged("/data/gguf/Qwen3-8B")).toBe(path.join(f.storage, "gguf", "Qwen3-8B"));
+  });
+
+  it("1: without a share, a staged copy counts only when the suffix equals its recorded source", async () => {
+    const f = await storeFixture({ "hf/Qwen/Qwen3-8B/config.json": "{}" });
+    (await (await open(f)).resolve("/data/hf/Qwen/Qwen3-8B")).release();
+    // A hand-made manifest claiming another source: the directory is not a copy of hf/Qwen/Qwen3-8B.
+    const dest = path.join(f.storage, "hf", "Qwen", "Qwen3-8B");
+    const manifestPath = path.join(dest, MANIFEST_NAME);
+    const manifest = parseManifest(await readFile(manifestPath, "utf8"));
+    await writeFile(manifestPath, JSON.stringify({ ...manifest, source: "other/Qwen3-8B" }));
+    const noShare = await open(f, {}, false);
+    expect(await noShare.findStaged("/data/hf/Qwen/Qwen3-8B")).toBeUndefined();
+    expect(await noShare.findStaged("/data/other/Qwen3-8B")).toBeUndefined();
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    expect(await noShare.findStaged("/nfs/hf/Qwen/Qwen3-8B")).toBe(dest);
+    expect(await noShare.findStaged("/nfs/Qwen/Qwen3-8B")).toBeUndefined();
+  });
+
   it("2: uses a path already in storage (inside a staged model, or placed there by hand)", async () => {
     const f = await storeFixture(QWEN);
     const store = await open(f, {}, false);
