@@ -82,6 +82,11 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
       const job = runner.job(commandId);
       return job === undefined ? undefined : toApiJob(job.info());
     },
+    findByTestId(testId) {
+      const matches = runner.list().filter((j) => j.testId === testId);
+      const last = matches.at(-1);
+      return last === undefined ? undefined : toApiJob(last);
+    },
     logs(commandId) {
       return runner.job(commandId)?.logs;
     },

@@ -54,7 +54,7 @@ describe("the agent end to end", () => {
     expect(left.filter((p) => p.includes("safetensors"))).toEqual([]);
     // The local API tells the same story.
     const status = (await (await fetch(`${agent.url}/api/status`, { headers: auth })).json()) as Record<string, unknown>;
-    expect(status).toMatchObject({ name: AGENT, running: false, active_containers: 0 });
+    expect(status).toMatchObject({ name: AGENT, status: "idle", running: false, active_containers: 0, heartbeat: { health: "ok" } });
     const sse = await (await fetch(`${agent.url}/api/logs/${row.command_id}`, { headers: auth })).text();
     expect(sse).toContain("[20/20] benchmark step 20");
     expect(sse).toContain('event: end\ndata: {"command_id":"' + row.command_id + '","status":"completed"');

@@ -199,6 +199,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       jobs: runnerJobsApi(runner),
       storageUsage: () => store.usage(),
       statusExtras: () => ({
+        status: refs.heartbeat?.state.statusOverride ?? (runner.runningCount > 0 ? "running" : "idle"),
         version: AGENT_VERSION,
         agent_id: refs.heartbeat?.state.agentId ?? agentId ?? null,
         heartbeat: refs.heartbeat?.state ?? null,
@@ -275,6 +276,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
           ...(settings.auto_cleanup !== undefined ? { autoCleanup: settings.auto_cleanup } : {}),
         });
       },
+      onHealthChange: (health) => {
+        // The server is back: deliver what waited in backoff now, not after the longest wait.
+        if (health === "ok") reporter.retryNow();
+      },
       onAgentId: (id) => {
         agentId = id;
         logger.info(`agent id ${id}`);
@@ -313,7 +318,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       let signalled = false;
       const onSignal = (sig: NodeJS.Signals) => {
         if (signalled) {
-          logger.warn(`second ${sig}: exiting now`);
+          logger.warn(`second ${sig}: killing the running benchmark and exiting now`);
+          runner.killAllNow();
           logger.flush();
           process.exit(1);
         }

@@ -39,6 +39,9 @@ class TableJobs implements JobsApi {
   get(commandId: string) {
     return this.jobs.get(commandId)?.info;
   }
+  findByTestId(testId: string) {
+    return [...this.jobs.values()].map((j) => j.info).find((j) => j.test_id === testId);
+  }
   logs(commandId: string) {
     return this.jobs.get(commandId)?.stream;
   }
@@ -196,6 +199,8 @@ describe("local API: POST /api/commands", () => {
     await post(url, runTest);
     const res = await post(url, { command_id: "s1", type: "status", payload: { command_id: runTest.command_id } });
     expect(res).toEqual({ status: 200, body: { command_id: runTest.command_id, test_id: runTest.test_id, type: "run_test", state: "running" } });
+    expect(await post(url, { command_id: "s2", type: "status", payload: { test_id: runTest.test_id } })).toEqual(res);
+    expect((await post(url, { command_id: "s3", type: "status", payload: { test_id: "nope" } })).status).toBe(404);
   });
 
   it("unknown routes are JSON 404s", async () => {

@@ -84,7 +84,10 @@ export function createApiApp(deps: ApiDeps): express.Express {
         return;
       }
       if (cmd.type === "status") {
-        const job = target.commandId !== undefined ? deps.jobs.get(target.commandId) : undefined;
+        const job =
+          target.commandId !== undefined
+            ? deps.jobs.get(target.commandId)
+            : deps.jobs.findByTestId?.(target.testId as string);
         if (job === undefined) bodyError(res, 404, "no such job");
         else res.json(job);
         return;

@@ -113,3 +113,31 @@ it("an agent SIGKILLed mid-job: the restarted agent reports the job failed once,
   expect(await readdir(join(w.config.state_dir, "jobs"))).toEqual([]);
   expect(existsSync(join(w.config.state_dir, "outbox")) ? (await readdir(join(w.config.state_dir, "outbox"))).filter((f) => f.endsWith(".json")) : []).toEqual([]);
 });
+
+it("a second signal kills a benchmark that ignores SIGTERM, and the agent exits at once", async () => {
+  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
+  const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1, ignoreSigterm: true, grandchild: true }, { cancel_grace_s: 60 });
+  worlds.push(w);
+  const configPath = join(w.dir, "config.json");
+  await writeFile(configPath, JSON.stringify(w.config));
+  const child = spawnAgent(configPath);
+  const row = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
+  await w.server.waitFor(() => w.server.logLines(row.id).join("\n").includes("grandchild "), 20_000);
+  const grandchild = Number(/grandchild (\d+)/.exec(w.server.logLines(row.id).join("\n"))?.[1]);
+  expect(existsSync(`/proc/${grandchild}`)).toBe(true);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  // First signal: graceful stop begins; the benchmark ignores SIGTERM and the grace period is 60 s.
+  process.kill(child.pid!, "SIGTERM");
+  await w.server.waitFor(() => w.server.logLines(row.id).join("\n").includes("Cancel requested"), 10_000);
+  process.kill(child.pid!, "SIGTERM");
+  expect(await exited).toBe(1);
+  const gone = async () => {
+    try {
+      return /\) [ZX] /.test(await readFile(`/proc/${grandchild}/stat`, "utf8"));
+    } catch {
+      return true;
+    }
+  };
+  for (let i = 0; i < 100 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 20));
+  expect(await gone()).toBe(true);
+});

@@ -29,6 +29,8 @@ export interface JobsApi {
   /** Cancels by command id or test id; undefined when no such job is known. */
   cancel(target: { commandId?: string; testId?: string }): JobInfo | undefined | Promise<JobInfo | undefined>;
   get(commandId: string): JobInfo | undefined;
+  /** The most recent job of a test. */
+  findByTestId?(testId: string): JobInfo | undefined;
   logs(commandId: string): LogStream<JobEnd> | undefined;
   snapshot(): { running: JobInfo[]; queued: JobInfo[] };
 }

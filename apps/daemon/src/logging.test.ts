@@ -75,8 +75,20 @@ describe("pid file", () => {
     expect(await readPid(path)).toBe(7);
   });
 
-  it("isAgentProcess looks at the real /proc", () => {
-    expect(isAgentProcess(process.pid, ["vitest", "node"])).toBe(true);
+  it("isAgentProcess looks at the real /proc, and wants a node process running the marker", async () => {
+    expect(isAgentProcess(process.pid, ["vitest"])).toBe(true);
+    // A non-node process whose arguments mention kitt-agent (journalctl -u kitt-agent) is not an agent.
+    const { spawn } = await import("node:child_process");
+    const other = spawn("sh", ["-c", "sleep 30; true", "kitt-agent"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const { readFileSync } = await import("node:fs");
+      expect(readFileSync(`/proc/${other.pid}/cmdline`, "utf8")).toContain("kitt-agent");
+      expect(isAgentProcess(other.pid!)).toBe(false);
+      expect(isAgentProcess(other.pid!, ["kitt-agent"])).toBe(false);
+    } finally {
+      other.kill("SIGKILL");
+    }
     expect(isAgentProcess(process.pid, ["definitely-not-this"])).toBe(false);
     expect(isAgentProcess(2 ** 30)).toBe(false);
     expect(isAgentProcess(-1)).toBe(false);

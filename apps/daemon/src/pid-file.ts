@@ -1,10 +1,14 @@
 import { readFileSync } from "node:fs";
 import { open, readFile, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 import { KittError } from "@kitt/protocol";
 
-/** True when `pid` is a live process whose command line looks like a kitt-agent. */
+/**
+ * True when `pid` is a live Node process running kitt-agent (its entry point
+ * among the arguments). Anything else that merely mentions the name, such as
+ * `journalctl -u kitt-agent` on a recycled pid, is not an agent.
+ */
 export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "@kitt/daemon", "apps/cli/bin/run.js", "apps/daemon"]): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
@@ -13,8 +17,10 @@ export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "
     if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-    return markers.some((m) => cmdline.includes(m));
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+    const exe = basename(args[0] ?? "");
+    if (!/^node(js)?(\d+)?$/.test(exe) && exe !== "kitt-agent") return false;
+    return args.slice(1).some((a) => markers.some((m) => a.includes(m)));
   } catch {
     return false;
   }

@@ -112,6 +112,13 @@ export class BenchmarkProcess {
     }, this.graceMs);
   }
 
+  /** SIGKILL to the whole group now, without a grace period: for an agent that must exit at once. */
+  killNow(): void {
+    if (this.exited) return;
+    this.killed = true;
+    this.signalGroup("SIGKILL");
+  }
+
   private signalGroup(signal: NodeJS.Signals): boolean {
     try {
       process.kill(-this.pid, signal);

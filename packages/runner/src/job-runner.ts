@@ -208,6 +208,15 @@ export class JobRunner {
     await this.whenIdle();
   }
 
+  /**
+   * Last resort, for an agent about to exit without waiting (a second
+   * signal): SIGKILL every running benchmark's process group synchronously,
+   * so no benchmark outlives the agent and keeps holding the GPU.
+   */
+  killAllNow(): void {
+    for (const job of this.running) job.process?.killNow();
+  }
+
   private findUnfinished(id: string): Job | undefined {
     const direct = this.jobs.get(id);
     if (direct !== undefined && !direct.finished) return direct;

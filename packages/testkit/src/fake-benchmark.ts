@@ -20,6 +20,8 @@ export interface FakeBenchmarkOptions {
   grandchild?: boolean;
   /** Exit code (default 0). */
   exitCode?: number;
+  /** Ignore SIGTERM (the benchmark and what it starts), so only SIGKILL stops it. */
+  ignoreSigterm?: boolean;
   /** Written to <out>/metrics.json when the exit code is 0 (default a small object; null for none). */
   metrics?: Record<string, unknown> | null;
 }
@@ -36,6 +38,7 @@ export async function writeFakeBenchmark(dir: string, options: FakeBenchmarkOpti
   const exitCode = options.exitCode ?? 0;
   const script = `#!/bin/sh
 # Fake KITT benchmark CLI for tests and the demo (not the real benchmark).
+${options.ignoreSigterm === true ? "trap '' TERM" : ""}
 [ "$1" = "run" ] || { echo "usage: kitt run -m MODEL -e ENGINE -s SUITE -o OUT [--mode MODE]" >&2; exit 2; }
 shift
 model= engine= suite= out= mode=
