@@ -166,27 +166,33 @@ export class ModelStore {
     await checkModelPath(modelPath, settings, this.deps.cwd);
     const storage = await this.prepare(settings.modelStorageDir);
 
-    const staged = await findStagedIn(storage, modelPath, settings.modelShareMount);
+    const absolute = path.resolve(this.deps.cwd, modelPath);
+    const realAbsolute = await realpathOrUndefined(absolute);
+    const inStorage = realAbsolute !== undefined && isStrictlyInside(storage, realAbsolute) ? realAbsolute : undefined;
+    // A path in storage stands for the share entry at its place in storage.
+    const shareQuery = inStorage === undefined ? modelPath : path.relative(storage, inStorage).split(path.sep).join("/");
+    if (inStorage !== undefined && shareQuery.split("/").some(isLeftoverName)) {
+      throw new ModelPathError(`refusing model path "${modelPath}": it is an unfinished staging directory`);
+    }
+
+    // 1: a complete staged copy of this very model.
+    const staged = await findStagedIn(storage, shareQuery, settings.modelShareMount);
     if (staged !== undefined && opts.refresh !== true) {
       const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
     }
 
-    const absolute = path.resolve(this.deps.cwd, modelPath);
-    const realAbsolute = await realpathOrUndefined(absolute);
-    let shareQuery = modelPath;
-    let inStorage: string | undefined;
-    if (realAbsolute !== undefined && isStrictlyInside(storage, realAbsolute)) {
-      if (path.relative(storage, realAbsolute).split(path.sep).some(isLeftoverName)) {
-        throw new ModelPathError(`refusing model path "${modelPath}": it is an unfinished staging directory`);
+    // 2: a path already in storage is used as is, before the share is asked:
+    // a name search there could otherwise return another model of the same name.
+    if (inStorage !== undefined && staged === undefined) {
+      const enclosing = await enclosingModel(storage, inStorage);
+      if (enclosing === undefined || !(await manifestMatchesDisk(enclosing.dir, enclosing.manifest))) {
+        const message = `using ${inStorage} as is: it is in storage but has no ${enclosing === undefined ? "" : "matching "}completion manifest`;
+        this.deps.logger.warn(message);
+        opts.onLog?.(message);
       }
-      const enclosing = await enclosingModel(storage, realAbsolute);
-      if (enclosing !== undefined && (await manifestMatchesDisk(enclosing.dir, enclosing.manifest))) {
-        const leased = this.lease(enclosing.dir, realAbsolute, "storage");
-        if (leased !== undefined) return leased;
-      }
-      inStorage = realAbsolute;
-      shareQuery = path.relative(storage, realAbsolute).split(path.sep).join("/");
+      const leased = this.lease(enclosing?.dir ?? inStorage, inStorage, "storage");
+      if (leased !== undefined) return leased;
     }
 
     const tried: string[] = [];
@@ -225,13 +231,6 @@ export class ModelStore {
 
     if (staged !== undefined) {
       const leased = this.lease(staged.dir, staged.entry, "staged");
-      if (leased !== undefined) return leased;
-    }
-    if (inStorage !== undefined) {
-      const message = `using ${inStorage} as is: it is in storage but has no completion manifest`;
-      this.deps.logger.warn(message);
-      opts.onLog?.(message);
-      const leased = this.lease(inStorage, inStorage, "storage");
       if (leased !== undefined) return leased;
     }
     if (existsSync(absolute)) return { path: modelPath, how: "as-is", modelDir: undefined, release: noRelease };

@@ -1,6 +1,7 @@
 import { describe, it, expect } from "vitest";
 import path from "node:path";
 import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { MemoryLogger } from "@kitt/protocol";
 import { ModelStore } from "./model-store.js";
 import { MANIFEST_NAME, parseManifest } from "./manifest.js";
@@ -195,6 +196,22 @@ describe("resolve: the other steps", () => {
     // Step 1 already recognises it as part of a complete staged model.
     expect(inside).toMatchObject({ how: "staged", path: sub, modelDir: path.dirname(sub) });
     inside.release();
+  });
+
+  it("2: with a share configured, a hand-placed model in storage is used before the share is asked", async () => {
+    // The share has another model of the same last name, which a name search would find.
+    const f = await storeFixture({ ...QWEN, "other/mine/config.json": "share model" });
+    const store = await open(f);
+    const handPlaced = path.join(f.storage, "manual", "mine");
+    await writeModel(handPlaced, { "config.json": "my own model" });
+    const lines: string[] = [];
+    const model = await store.resolve(handPlaced, { onLog: (l) => lines.push(l) });
+    expect(model).toMatchObject({ how: "storage", path: handPlaced, modelDir: handPlaced });
+    expect(await readFile(path.join(model.path, "config.json"), "utf8")).toBe("my own model");
+    expect(lines).toEqual([`using ${handPlaced} as is: it is in storage but has no completion manifest`]);
+    expect(await leftoversUnder(f.storage)).toEqual([]);
+    expect(existsSync(path.join(f.storage, "other"))).toBe(false);
+    model.release();
   });
 
   it("5: uses an existing path as is when it is not on the share", async () => {
