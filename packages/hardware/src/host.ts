@@ -63,7 +63,7 @@ export function createHostProbe(overrides: Partial<HostProbe> = {}): HostProbe {
   };
 }
 
-function hostPath(host: HostProbe, path: string): string {
+export function hostPath(host: HostProbe, path: string): string {
   return host.root === "/" ? path : join(host.root, path);
 }
 

@@ -1,7 +1,7 @@
 import { mkdir, statfs } from "node:fs/promises";
 import net from "node:net";
 import { openNvml, type NvmlAccess } from "./gpu-detect.js";
-import { runOnHost, type HostProbe } from "./host.js";
+import { hostPath, runOnHost, type HostProbe } from "./host.js";
 import { querySmi } from "./nvidia-smi.js";
 import { versionAtLeast } from "./node-version.js";
 import type { CheckOutcome } from "./preflight-types.js";
@@ -84,7 +84,9 @@ export async function checkNvidiaDriver(host: HostProbe, access: NvmlAccess, tim
 }
 
 export async function checkNfs(host: HostProbe): Promise<CheckOutcome> {
-  const path = await findOnPath("mount.nfs", host.env);
+  // mount(8) finds its helpers in /sbin whatever the user's PATH says (sudo's secure_path has them too).
+  const sbin = ["/sbin", "/usr/sbin"].map((d) => hostPath(host, d));
+  const path = await findOnPath("mount.nfs", { PATH: [host.env.PATH ?? "", ...sbin].filter((p) => p !== "").join(":") });
   return path !== undefined
     ? { ok: true, detail: `mount.nfs at ${path}` }
     : { ok: false, detail: "mount.nfs not found on PATH (install nfs-common or nfs-utils to use NFS model shares)" };

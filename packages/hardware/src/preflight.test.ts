@@ -292,3 +292,16 @@ describe("runPreflight", () => {
     expect(checks.port?.detail).toBe("not a TCP port: 70000");
   });
 });
+
+describe("NFS utilities check", () => {
+  it("finds mount.nfs in /usr/sbin even when PATH lacks it (mount(8) looks there)", async () => {
+    const { checkNfs } = await import("./preflight-checks.js");
+    const { chmod, mkdir } = await import("node:fs/promises");
+    const m = await machine();
+    expect((await checkNfs(m.host)).ok).toBe(false);
+    await mkdir(join(m.root, "usr", "sbin"), { recursive: true });
+    await writeFile(join(m.root, "usr", "sbin", "mount.nfs"), "#!/bin/sh\n");
+    await chmod(join(m.root, "usr", "sbin", "mount.nfs"), 0o755);
+    expect(await checkNfs(m.host)).toEqual({ ok: true, detail: `mount.nfs at ${join(m.root, "usr", "sbin", "mount.nfs")}` });
+  });
+});
