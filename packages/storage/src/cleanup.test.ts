@@ -38,8 +38,6 @@ describe("cleanup", () => {
     const store = await open(f);
     const a = await store.resolve("/data/hf/Qwen/A");
     await expect(store.cleanup(a.path)).rejects.toMatchObject({ code: "MODEL_IN_USE" });
-    // A parent of a model in use is refused too.
-    await expect(store.cleanup(path.join(f.storage, "hf"))).rejects.toMatchObject({ code: "MODEL_IN_USE" });
     a.release();
     a.release(); // idempotent
     const bytes = await treeBytes(a.path);
@@ -48,6 +46,31 @@ describe("cleanup", () => {
     expect(existsSync(a.path)).toBe(false);
     expect(existsSync(path.join(f.storage, "hf"))).toBe(false);
     expect(existsSync(f.storage)).toBe(true);
+    expect(await leftoversUnder(f.storage)).toEqual([]);
+  });
+
+  it("refuses what staging did not make: a user's directory, a parent of staged models", async () => {
+    const f = await storeFixture(MODELS);
+    const store = await open(f);
+    for (const m of ["/data/hf/Qwen/A", "/data/hf/Qwen/B"]) (await store.resolve(m)).release();
+    const notes = path.join(f.storage, "notes");
+    await writeModel(notes, { "todo.txt": "mine" });
+    for (const p of [notes, path.join(notes, "todo.txt"), path.join(f.storage, "hf"), path.join(f.storage, "hf", "Qwen")]) {
+      const err = await store.cleanup(p).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "CLEANUP_REFUSED" });
+      expect((err as Error).message).toContain("is not a staged model");
+    }
+    expect(existsSync(path.join(notes, "todo.txt"))).toBe(true);
+    expect((await store.usage()).model_count).toBe(2);
+  });
+
+  it("removes a staging leftover given a path in it", async () => {
+    const f = await storeFixture(MODELS);
+    const store = await open(f);
+    const leftover = path.join(f.storage, "hf", ".A.kitt-staging-0123456789ab");
+    await writeModel(leftover, { "w.bin": 100, "sub/x.bin": 50 });
+    expect(await store.cleanup(path.join(leftover, "sub"))).toEqual({ removed: leftover, freed_bytes: 150 });
+    expect(existsSync(leftover)).toBe(false);
     expect(await leftoversUnder(f.storage)).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { ensureShareMounted, type MountDeps } from "./share-mount.js";
 import { StagingJobs, guardCallbacks, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
 import { enclosingModel, findStagedIn } from "./staged-lookup.js";
-import { isLeftoverName, scanStorage } from "./storage-layout.js";
+import { isLeftoverName, leftoverContaining, scanStorage } from "./storage-layout.js";
 import { resolveDeps, type ModelStoreOptions, type StoreDeps } from "./store-options.js";
 import { UseRegistry } from "./uses.js";
 
@@ -242,8 +242,10 @@ export class ModelStore {
   }
 
   /**
-   * Remove a staged model. Refused (CLEANUP_REFUSED) unless its real path is
-   * inside the storage dir, and (MODEL_IN_USE) while a job uses it.
+   * Remove a staged model (the one `localPath` is or lies in) or a staging
+   * leftover. Refused (CLEANUP_REFUSED) unless its real path is inside the
+   * storage dir and in or at a directory with a completion manifest (or a
+   * leftover); (MODEL_IN_USE) while a job uses it.
    */
   async cleanup(localPath: string): Promise<CleanupResult> {
     const storage = await this.prepare(this.current.modelStorageDir);
@@ -252,7 +254,14 @@ export class ModelStore {
     if (!isStrictlyInside(storage, real)) {
       throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${real} is not inside the model storage ${storage}`);
     }
-    const target = (await enclosingModel(storage, real))?.dir ?? real;
+    const target = leftoverContaining(storage, real) ?? (await enclosingModel(storage, real))?.dir;
+    if (target === undefined) {
+      // Only what staging made: not a user's directory, nor a parent of staged models.
+      throw new StorageError(
+        "CLEANUP_REFUSED",
+        `refusing to clean up ${localPath}: ${real} is not a staged model (no completion manifest in it or above it) nor a staging leftover`,
+      );
+    }
     const freed = await cleanupIn(this.uses, storage, target, "cleanup", this.deps.logger);
     if (freed === undefined) throw new StorageError("MODEL_IN_USE", `refusing to clean up ${target}: a running job uses it`);
     return { removed: target, freed_bytes: freed };

@@ -24,6 +24,13 @@ export function isLeftoverName(name: string): boolean {
   return LEFTOVER.test(name);
 }
 
+/** The outermost staging or trash directory `p` (inside `storage`) is or lies in, if any. */
+export function leftoverContaining(storage: string, p: string): string | undefined {
+  const parts = path.relative(storage, p).split(path.sep);
+  const i = parts.findIndex(isLeftoverName);
+  return i < 0 ? undefined : path.join(storage, ...parts.slice(0, i + 1));
+}
+
 export interface StagedModel {
   dir: string;
   manifest: Manifest;
