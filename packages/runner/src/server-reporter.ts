@@ -18,7 +18,13 @@ export interface ServerReporterOptions {
   backoff?: BackoffPolicy;
   maxBatchBytes?: number;
   maxPendingBytes?: number;
-  /** How long a result or final status waits for the job's log lines before going anyway (default 30 s). */
+  /**
+   * How long a result or final status waits for the job's log lines before
+   * going anyway (default 10 min). Long on purpose: while the server is down
+   * neither can be delivered, so waiting costs nothing and keeps the outcome
+   * after the output; a log endpoint that refuses for good (401/403, 4xx)
+   * makes the shipper give up, which ends the wait at once.
+   */
   logDrainTimeoutMs?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
@@ -147,7 +153,7 @@ export class ServerReporter implements Reporter {
     const terminal = message.kind === "result" || message.update.status !== "running";
     const shipper = terminal ? this.shippers.get(message.testId) : undefined;
     if (shipper === undefined) return;
-    const ok = await shipper.drained(this.opts.logDrainTimeoutMs ?? 30_000);
+    const ok = await shipper.drained(this.opts.logDrainTimeoutMs ?? 600_000);
     if (!ok) this.logger.warn(`test ${message.testId}: sending its ${message.kind} before all its log lines (${shipper.pending} still waiting)`);
   }
 
