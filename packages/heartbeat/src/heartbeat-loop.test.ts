@@ -84,6 +84,20 @@ describe("HeartbeatLoop: start and cadence", () => {
     expect((await t.sleeper.next()).ms).toBe(30_000);
   });
 
+  it("the wait after a heartbeat that handed over a job already counts as running", async () => {
+    const srv = await h.server();
+    srv.queueTest({ agent_name: NAME, model_path: "/m", engine_name: "vllm", suite_name: "quick" });
+    const t = h.loop(srv, { random: () => 0 });
+    await t.loop.start();
+    const first = await t.sleeper.next();
+    // The status was read (idle) before the response handed the job over.
+    expect(srv.heartbeats[0]?.body).toMatchObject({ status: "idle" });
+    expect(srv.heartbeats[0]?.commands).toHaveLength(1);
+    expect(first.ms).toBe(60_000);
+    await t.sleeper.fireNext();
+    expect((await t.sleeper.next()).ms).toBe(30_000);
+  });
+
   it("keeps a longer interval while running", async () => {
     const srv = await h.server();
     srv.setSettings(NAME, { heartbeat_interval_s: 120 });

@@ -205,12 +205,15 @@ export class HeartbeatLoop {
       return retryAfterMs === undefined ? backoff : Math.min(this.backoff.maxMs, Math.max(backoff, retryAfterMs));
     }
     return intervalDelayMs(this.intervalS, {
-      running: this.status.running,
+      // A job handed over by the last response is about to run: the status read before it says idle.
+      running: this.status.running || this.jobJustDispatched,
       runningMinS: this.runningMinS,
       jitterRatio: this.jitterRatio,
       random: this.random,
     });
   }
+
+  private jobJustDispatched = false;
 
   /** One heartbeat, registration included when needed. Never throws. */
   private async attempt(): Promise<void> {
@@ -230,6 +233,7 @@ export class HeartbeatLoop {
       this.inflight = null;
     }
     this.tracker.succeeded(this.now());
+    this.jobJustDispatched = response.commands.some((c) => c.kind === "run_test");
     // The server has handed the commands out by now: they are handled even
     // while stopping, and a fault here is ours, not a failed heartbeat.
     try {
