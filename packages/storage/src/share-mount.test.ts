@@ -21,6 +21,7 @@ async function fakeBin(dir: string): Promise<string> {
 case "$FAKE_MOUNT" in
   ok) cp -R "$FAKE_SHARE"/. "$1" ;;
   noop) exit 0 ;;
+  gate) while [ ! -e "$FAKE_GATE" ]; do sleep 0.01; done; cp -R "$FAKE_SHARE"/. "$1" ;;
   hang) exec sleep 30 ;;
   *) echo "mount: $1: can't find in /etc/fstab." >&2; exit 32 ;;
 esac`,
@@ -62,6 +63,15 @@ async function setup(env: Record<string, string> = {}) {
   };
   const calls = async (): Promise<string[]> => (await readFile(log, "utf8")).split("\n").filter((l) => l !== "");
   return { root, mount, mountinfo, deps, logs, calls };
+}
+
+/** Poll `check` every 10 ms until it holds (bounded, so a broken test fails instead of hanging). */
+async function until(check: () => boolean, limitMs = 20_000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > limitMs) throw new Error("condition not reached");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe("ensureShareMounted", () => {
@@ -161,6 +171,30 @@ describe("ModelStore with an unmounted share", () => {
     expect(await s.calls()).toEqual([`mount ${s.mount}`, `sudo -n mount -t nfs nas:/volume1/models ${s.mount}`]);
     expect(lines.some((l) => l.includes("can't find in /etc/fstab"))).toBe(true);
     model.release();
+  });
+
+  it("mounts once when two resolves find the share unmounted at the same time", async () => {
+    const s = await setup({ FAKE_MOUNT: "gate" });
+    const gate = path.join(s.root, "gate");
+    s.deps.env.FAKE_GATE = gate;
+    const storage = path.join(s.root, "storage");
+    const store = await ModelStore.open(
+      { modelStorageDir: storage, modelShareMount: s.mount, modelShareSource: "nas:/volume1/models" },
+      { env: s.deps.env, mountInfoPath: s.mountinfo, spaceMarginBytes: 0 },
+    );
+    const lines: string[][] = [[], []];
+    const resolves = lines.map((sink) => store.resolve("/data/models/hf/Qwen/Qwen3-0.6B", { onLog: (l) => sink.push(l) }));
+    // The fake mount holds until the gate opens: open it only once both
+    // resolves got as far as mounting, so that both had the chance to run it.
+    const reachedMount = (sink: string[]): boolean => sink.some((l) => /^(running mount |waiting for the mount )/.test(l));
+    await until(() => lines.every(reachedMount));
+    await writeFile(gate, "");
+    const models = await Promise.all(resolves);
+    expect(await s.calls()).toEqual([`mount ${s.mount}`]);
+    const dest = path.join(storage, "hf", "Qwen", "Qwen3-0.6B");
+    for (const m of models) expect(m.path).toBe(dest);
+    expect(lines.flat()).toContain(`waiting for the mount of ${s.mount} already in progress`);
+    for (const m of models) m.release();
   });
 
   it("fails the job naming the share and the mount errors when the share cannot be mounted", async () => {

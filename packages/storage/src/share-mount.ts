@@ -1,3 +1,4 @@
+import path from "node:path";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { describeFailure, type RunCommand } from "./run-command.js";
 import { readMountPoints } from "./mountinfo.js";
@@ -92,13 +93,36 @@ async function ensureMountPointDir(mount: string, deps: MountDeps, failures: str
   return run("sudo", ["-n", "mkdir", "-p", "--", mount], deps.timeouts.mkdirMs, deps, failures);
 }
 
+/** The mount attempt in flight per mount point (resolved path), in this process. */
+const inFlight = new Map<string, Promise<MountOutcome>>();
+
 /**
  * Make the share available at `mount`: accept it if it already is, else
  * create the mount point, try `mount <mountpoint>` (an fstab entry), then
  * `sudo -n mount -t nfs <source> <mountpoint>`. Never throws for a failed
  * command: the failures come back for the caller's error message.
+ *
+ * Single-flight per mount point: concurrent resolves on an unmounted share
+ * would otherwise each run `mount`, and the second fails on the busy mount
+ * point. Callers that arrive while an attempt runs wait for it, then check
+ * availability again themselves.
  */
-export async function ensureShareMounted(mount: string, source: string, deps: MountDeps): Promise<MountOutcome> {
+export function ensureShareMounted(mount: string, source: string, deps: MountDeps): Promise<MountOutcome> {
+  const key = path.resolve(mount);
+  const running = inFlight.get(key);
+  if (running !== undefined) {
+    deps.log("info", `waiting for the mount of ${mount} already in progress`);
+    return running.then(async (outcome) => {
+      const now = await shareAvailable(mount, deps);
+      return now !== undefined ? { mounted: true, how: now, failures: [] } : outcome;
+    });
+  }
+  const attempt = mountOnce(mount, source, deps).finally(() => inFlight.delete(key));
+  inFlight.set(key, attempt);
+  return attempt;
+}
+
+async function mountOnce(mount: string, source: string, deps: MountDeps): Promise<MountOutcome> {
   const failures: string[] = [];
   const already = await shareAvailable(mount, deps);
   if (already !== undefined) return { mounted: true, how: already, failures };
