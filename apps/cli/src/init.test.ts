@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { KittServerClient } from "@kitt/protocol";
@@ -90,6 +91,10 @@ describe("kitt-agent init", () => {
     expect(await modeOf(join(certs, "agent-key.pem"))).toBe(0o600);
     const cert = new X509Certificate(await readFile(join(certs, "agent.pem")));
     expect(cert.subject).toBe("CN=gpu-07");
+    // The daemon serves its local API with this certificate too: server and client use, local names.
+    expect(cert.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
+    expect(cert.subjectAltName).toBe(`DNS:${hostname()}, DNS:localhost, IP Address:127.0.0.1`);
+    expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
     expect(cert.verify(new X509Certificate(ca).publicKey)).toBe(true);
     expect(cert.verify(new X509Certificate(await readFile(pki.otherCaCert)).publicKey)).toBe(false);
     const key = createPrivateKey(await readFile(join(certs, "agent-key.pem")));
@@ -151,9 +156,20 @@ describe("kitt-agent init", () => {
     const csr = await readFile(join(certs, "agent.csr"), "utf8");
     expect(csr).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----/);
     // The CSR carries the new key's public half.
-    const { Pkcs10CertificateRequest } = await import("@peculiar/x509");
+    await import("reflect-metadata");
+    const { ExtendedKeyUsage, ExtendedKeyUsageExtension, Pkcs10CertificateRequest, SubjectAlternativeNameExtension } = await import("@peculiar/x509");
     const request = new Pkcs10CertificateRequest(csr);
     expect(request.subject).toBe("CN=edge-3");
+    const eku = request.getExtension("2.5.29.37");
+    const san = request.getExtension("2.5.29.17");
+    expect(eku && new ExtendedKeyUsageExtension(eku.rawData).usages).toEqual([ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth]);
+    expect(san && new SubjectAlternativeNameExtension(san.rawData).names.toJSON()).toEqual([
+      { type: "dns", value: hostname() },
+      { type: "dns", value: "localhost" },
+      { type: "ip", value: "127.0.0.1" },
+    ]);
+    // The printed signing command keeps those extensions (openssl x509 -req drops them otherwise).
+    expect(r.stdout).toContain("-copy_extensions copyall");
     const spki = createPublicKey(createPrivateKey(await readFile(join(certs, "agent-key.pem")))).export({ type: "spki", format: "der" });
     expect(Buffer.from(request.publicKey.rawData).equals(spki)).toBe(true);
     await writeFile(join(home, "unused"), "");

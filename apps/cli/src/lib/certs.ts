@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, KeyObject, webcrypto } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type * as X509 from "@peculiar/x509";
@@ -80,7 +81,20 @@ function commonName(x509: X509Module, cn: string): X509.Name {
 }
 
 /**
- * A fresh ECDSA P-256 key and a client certificate for `cn`, signed by the CA
+ * The daemon serves its local API with this same certificate (tls.cert), so it
+ * must be good for both ends of TLS: clientAuth towards the KITT server,
+ * serverAuth plus names that a client on this host may dial.
+ */
+function dualUseExtensions(x509: X509Module, host: string): X509.Extension[] {
+  const dns = [...new Set([host, "localhost"].filter((h) => h !== ""))];
+  return [
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+    new x509.SubjectAlternativeNameExtension([...dns.map((value) => ({ type: "dns" as const, value })), { type: "ip", value: "127.0.0.1" }]),
+  ];
+}
+
+/**
+ * A fresh ECDSA P-256 key and a client (and local API server) certificate for `cn`, signed by the CA
  * (cert + key PEM files), written into `dir` as agent.pem / agent-key.pem
  * (0600) with the CA certificate copied to ca.pem. Refuses a CA key that does
  * not belong to the CA certificate.
@@ -92,6 +106,8 @@ export async function issueClientCertificate(options: {
   dir: string;
   validDays?: number;
   now?: Date;
+  /** DNS name for the subjectAltName (default: this host's name). */
+  hostname?: string;
 }): Promise<ClientCertFiles> {
   const x509 = await loadX509();
   const caPem = await readText(options.caCertPath, "CA certificate");
@@ -121,7 +137,7 @@ export async function issueClientCertificate(options: {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      ...dualUseExtensions(x509, options.hostname ?? osHostname()),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
@@ -141,14 +157,14 @@ export async function issueClientCertificate(options: {
  * A fresh key (agent-key.pem, 0600) and a certificate signing request for
  * `cn` (agent.csr), for a CA the operator does not hold here.
  */
-export async function createSigningRequest(options: { cn: string; dir: string }): Promise<Required<Pick<ClientCertFiles, "key" | "csr">>> {
+export async function createSigningRequest(options: { cn: string; dir: string; hostname?: string }): Promise<Required<Pick<ClientCertFiles, "key" | "csr">>> {
   const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey({ ...CLIENT_KEY_ALGORITHM }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: commonName(x509, options.cn),
     keys,
     signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams,
-    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+    extensions: dualUseExtensions(x509, options.hostname ?? osHostname()),
   });
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   const files = { key: join(options.dir, "agent-key.pem"), csr: join(options.dir, "agent.csr") };

@@ -26,7 +26,7 @@ export function formatInitResult(result: InitResult): string {
       lines.push(
         "The server is https but no certificate was given: created a key and a certificate signing request.",
         `  Get ${result.tls.csr} signed by the KITT CA, e.g.:`,
-        `    openssl x509 -req -in agent.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 -out agent.pem`,
+        `    openssl x509 -req -copy_extensions copyall -in agent.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 -out agent.pem`,
         `  then put the certificate at ${result.tls.certPath}`,
         "  (or run init again with --ca-cert/--ca-key to have it issued here).",
         "  If the server's certificate is signed by a private CA, add its certificate as tls.ca in agent.yaml.",
