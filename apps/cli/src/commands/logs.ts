@@ -19,11 +19,13 @@ export default class Logs extends BaseCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Logs);
     const { loadCliConfig } = await import("../lib/config.js");
-    const { daemonUrl } = await import("../lib/daemon-client.js");
+    const { daemonTransport } = await import("../lib/daemon-transport.js");
     const { streamJobLogs } = await import("../lib/logs.js");
     const { config } = await loadCliConfig(flags.config);
+    const transport = daemonTransport(config);
     const result = await streamJobLogs({
-      baseUrl: daemonUrl(config),
+      baseUrl: transport.baseUrl,
+      fetch: transport.fetch,
       token: config.token,
       commandId: args.command_id,
       follow: flags.follow,

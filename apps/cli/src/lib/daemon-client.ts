@@ -1,6 +1,10 @@
 import type { AgentConfig } from "@kitt/protocol";
 import { KittError } from "@kitt/protocol";
 
+import { daemonTransport } from "./daemon-transport.js";
+
+export { daemonTransport, daemonUrl } from "./daemon-transport.js";
+
 /** Nothing listens on the agent's port. */
 export class DaemonNotRunningError extends KittError {
   constructor(url: string, cause?: unknown) {
@@ -13,14 +17,13 @@ export interface DaemonResponse {
   body: unknown;
 }
 
-export function daemonUrl(config: Pick<AgentConfig, "port">): string {
-  return `http://127.0.0.1:${config.port}`;
-}
-
 function connectionCode(err: unknown): string | undefined {
   const cause = (err as { cause?: { code?: unknown } }).cause;
   return typeof cause?.code === "string" ? cause.code : undefined;
 }
+
+/** Over mTLS, the daemon answers only a client that presents tls.cert/tls.key and presents tls.cert itself. */
+export type DaemonConfig = Pick<AgentConfig, "port" | "host" | "tls" | "token">;
 
 /**
  * One JSON request to the local daemon's API with the agent token. Throws
@@ -28,18 +31,19 @@ function connectionCode(err: unknown): string | undefined {
  * timeout; HTTP errors are returned, not thrown, so callers can explain them.
  */
 export async function daemonRequest(
-  config: Pick<AgentConfig, "port" | "token">,
+  config: DaemonConfig,
   method: "GET" | "POST",
   path: string,
   options: { body?: unknown; timeoutMs?: number } = {},
 ): Promise<DaemonResponse> {
-  const base = daemonUrl(config);
+  const transport = daemonTransport(config);
+  const base = transport.baseUrl;
   const headers: Record<string, string> = {};
   if (config.token !== "") headers.authorization = `Bearer ${config.token}`;
   if (options.body !== undefined) headers["content-type"] = "application/json";
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, {
+    res = await transport.fetch(`${base}${path}`, {
       method,
       headers,
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
@@ -54,7 +58,10 @@ export async function daemonRequest(
         cause: err,
       });
     }
-    throw new KittError(`${method} ${base}${path} failed: ${code ?? (err as Error).message}`, { code: "DAEMON_REQUEST", cause: err });
+    const cause = (err as { cause?: Error }).cause;
+    if (code === "DAEMON_CERT_MISMATCH") throw new KittError(cause?.message ?? code, { code, cause: err });
+    const detail = cause?.message !== undefined && code !== undefined && cause.message !== code ? `${code} (${cause.message})` : (code ?? (err as Error).message);
+    throw new KittError(`${method} ${base}${path} failed: ${detail}`, { code: "DAEMON_REQUEST", cause: err });
   }
   const text = await res.text();
   let body: unknown = text;

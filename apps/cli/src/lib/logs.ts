@@ -6,7 +6,7 @@ export interface JobEndEvent {
 }
 
 export interface LogStreamOptions {
-  /** http://127.0.0.1:<port> */
+  /** http(s)://127.0.0.1:<port> */
   baseUrl: string;
   token: string;
   commandId: string;
@@ -63,6 +63,7 @@ export async function streamJobLogs(options: LogStreamOptions): Promise<LogStrea
       res = await doFetch(`${options.baseUrl}/api/logs/${encodeURIComponent(options.commandId)}`, { headers, signal: controller.signal });
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;
+      if (code === "DAEMON_CERT_MISMATCH") throw new KittError((err as { cause: Error }).cause.message, { code, cause: err });
       if (lastId === undefined && reconnects === 0 && code === "ECONNREFUSED") {
         throw new KittError(`the agent daemon is not running (nothing answers on ${options.baseUrl})`, { code: "DAEMON_NOT_RUNNING", cause: err });
       }

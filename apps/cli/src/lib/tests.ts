@@ -1,7 +1,7 @@
 import type { AgentConfig, KittServerClient, TestListItem, TestRow } from "@kitt/protocol";
 import { KittError, UsageError } from "@kitt/protocol";
 
-import { daemonRequest, DaemonNotRunningError, errorText } from "./daemon-client.js";
+import { daemonRequest, DaemonNotRunningError, errorText, type DaemonConfig } from "./daemon-client.js";
 
 export const TERMINAL_STATUSES = new Set(["completed", "failed"]);
 
@@ -51,7 +51,7 @@ async function agentIdOf(client: KittServerClient, agentName: string): Promise<s
  */
 export async function stopTest(
   client: KittServerClient,
-  config: Pick<AgentConfig, "name" | "port" | "token">,
+  config: Pick<AgentConfig, "name"> & DaemonConfig,
   testId: string,
 ): Promise<StopReport> {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(testId)) throw new UsageError(`invalid test id ${JSON.stringify(testId)}`);

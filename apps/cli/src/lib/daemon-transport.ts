@@ -1,0 +1,186 @@
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { request as httpRequest, type ClientRequestArgs, type IncomingMessage } from "node:http";
+import { Readable, type Duplex } from "node:stream";
+import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from "node:tls";
+
+import type { AgentConfig } from "@kitt/protocol";
+import { UsageError } from "@kitt/protocol";
+
+/** How the CLI reaches the local daemon: plain HTTP, or mTLS with the daemon's certificate pinned. */
+export interface DaemonTransport {
+  /** http(s)://<host>:<port> */
+  baseUrl: string;
+  /** A fetch for URLs under baseUrl (what the log streamer and daemonRequest call). */
+  fetch: typeof fetch;
+}
+
+type DaemonTarget = Pick<AgentConfig, "port" | "host" | "tls">;
+
+/** The address the daemon can be dialled on from this host: loopback when it listens on every interface. */
+export function daemonHost(config: Pick<AgentConfig, "host">): string {
+  const host = config.host.trim();
+  return host === "" || host === "0.0.0.0" || host === "::" || host === "[::]" ? "127.0.0.1" : host.replace(/^\[(.*)\]$/, "$1");
+}
+
+export function daemonUrl(config: DaemonTarget): string {
+  const host = daemonHost(config);
+  const scheme = config.tls.cert !== undefined && config.tls.key !== undefined ? "https" : "http";
+  return `${scheme}://${host.includes(":") ? `[${host}]` : host}:${config.port}`;
+}
+
+function readPem(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+}
+
+interface TlsMaterial {
+  cert: string;
+  key: string;
+  ca?: string;
+  /** SHA-256 fingerprint of tls.cert: the daemon serves with that certificate, so it must present exactly it. */
+  pin: string;
+  certPath: string;
+}
+
+function tlsMaterial(tls: AgentConfig["tls"]): TlsMaterial | undefined {
+  if (tls.cert === undefined || tls.key === undefined) return undefined;
+  const cert = readPem(tls.cert, "tls.cert");
+  let pin: string;
+  try {
+    pin = new X509Certificate(cert).fingerprint256;
+  } catch (err) {
+    throw new UsageError(`tls.cert ${tls.cert}: not a PEM certificate`, { cause: err });
+  }
+  return {
+    cert,
+    key: readPem(tls.key, "tls.key"),
+    ...(tls.ca === undefined ? {} : { ca: readPem(tls.ca, "tls.ca") }),
+    pin,
+    certPath: tls.cert,
+  };
+}
+
+function pinError(material: TlsMaterial, cert: PeerCertificate | undefined): Error | undefined {
+  if (cert?.fingerprint256 === material.pin) return undefined;
+  return Object.assign(new Error(`the daemon presented a certificate other than tls.cert (${material.certPath}): refusing to talk to it`), {
+    code: "DAEMON_CERT_MISMATCH",
+  });
+}
+
+/**
+ * A TLS connection that is handed to the HTTP request only once the pin
+ * holds, so not a byte (not the token) reaches a daemon that presents another
+ * certificate. With tls.ca the chain is verified as well; the names in the
+ * certificate never matter, the pin replaces the host-name check.
+ */
+type CreateConnection = (options: ClientRequestArgs, oncreate: (err: Error | null, socket: Duplex) => void) => undefined;
+
+function pinnedConnection(material: TlsMaterial, host: string, port: number): CreateConnection {
+  return (_options, done) => {
+    const socket: TLSSocket = tlsConnect({
+      host,
+      port,
+      cert: material.cert,
+      key: material.key,
+      ...(material.ca === undefined ? { rejectUnauthorized: false } : { ca: material.ca, rejectUnauthorized: true }),
+      checkServerIdentity: (_host, cert) => pinError(material, cert),
+    });
+    const onError = (err: Error): void => done(err, socket);
+    socket.once("error", onError);
+    socket.once("secureConnect", () => {
+      socket.off("error", onError);
+      // Without tls.ca, rejectUnauthorized is off and Node skips checkServerIdentity's verdict: enforce the pin here.
+      const err = pinError(material, socket.getPeerCertificate());
+      if (err !== undefined) {
+        socket.destroy();
+        done(err, socket);
+        return;
+      }
+      done(null, socket);
+    });
+    return undefined;
+  };
+}
+
+function toHeaders(incoming: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return headers;
+}
+
+/**
+ * A fetch over node:http that can dial through `createConnection`: global
+ * fetch cannot present a client certificate or pin the server's. Errors
+ * mirror fetch's (a TypeError whose cause carries the socket's code; an
+ * aborted signal rejects with its reason), so callers handle both alike.
+ */
+function nodeFetch(createConnection: CreateConnection | undefined): typeof fetch {
+  return (input, init = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      const signal = init.signal ?? undefined;
+      if (signal?.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const headers = Object.fromEntries(new Headers(init.headers).entries());
+      const body = typeof init.body === "string" ? init.body : undefined;
+      if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+      const req = httpRequest({
+        host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        method: init.method ?? "GET",
+        headers,
+        ...(createConnection === undefined ? {} : { createConnection }),
+      });
+      let response: IncomingMessage | undefined;
+      const onAbort = (): void => {
+        const reason = signal?.reason as Error;
+        response?.destroy(reason);
+        req.destroy(reason);
+        reject(reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.once("error", (err) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (signal?.aborted) return;
+        reject(new TypeError("fetch failed", { cause: err }));
+      });
+      req.once("response", (res) => {
+        response = res;
+        res.once("close", () => signal?.removeEventListener("abort", onAbort));
+        const status = res.statusCode ?? 0;
+        const noBody = status === 204 || status === 205 || status === 304;
+        if (noBody) res.resume();
+        resolve(
+          new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            statusText: res.statusMessage ?? "",
+            headers: toHeaders(res),
+          }),
+        );
+      });
+      req.end(body);
+    });
+}
+
+/**
+ * The transport to the daemon agent.yaml describes: when tls.cert and tls.key
+ * are set the daemon serves HTTPS with that pair and wants a client
+ * certificate, so the CLI presents the same pair and pins the daemon to it.
+ */
+export function daemonTransport(config: DaemonTarget): DaemonTransport {
+  const material = tlsMaterial(config.tls);
+  return {
+    baseUrl: daemonUrl(config),
+    fetch: nodeFetch(material === undefined ? undefined : pinnedConnection(material, daemonHost(config), config.port)),
+  };
+}
