@@ -141,3 +141,25 @@ it("a second signal kills a benchmark that ignores SIGTERM, and the agent exits 
   for (let i = 0; i < 100 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 20));
   expect(await gone()).toBe(true);
 });
+
+it("the first SIGTERM stops gracefully: the running job is reported failed, the pid file goes, exit 0", async () => {
+  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
+  const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1, grandchild: true });
+  worlds.push(w);
+  const configPath = join(w.dir, "config.json");
+  await writeFile(configPath, JSON.stringify(w.config));
+  const child = spawnAgent(configPath);
+  const row = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
+  await w.server.waitFor(() => w.server.logLines(row.id).join("\n").includes("grandchild "), 20_000);
+  const grandchild = Number(/grandchild (\d+)/.exec(w.server.logLines(row.id).join("\n"))?.[1]);
+  expect(existsSync(join(w.config.state_dir, "agent.pid"))).toBe(true);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  process.kill(child.pid!, "SIGTERM");
+  expect(await exited).toBe(0);
+  // Everything was delivered before the exit: the terminal status and the result.
+  expect(w.server.statuses(row.id)).toEqual(["running", "failed"]);
+  expect(w.server.getTest(row.id)?.error).toMatch(/^Agent shutting down/);
+  expect(w.server.results.at(-1)?.body).toMatchObject({ command_id: row.command_id, status: "failed" });
+  expect(existsSync(join(w.config.state_dir, "agent.pid"))).toBe(false);
+  expect(existsSync(`/proc/${grandchild}`) && !/\) [ZX] /.test(await readFile(`/proc/${grandchild}/stat`, "utf8").catch(() => ") X "))).toBe(false);
+});
