@@ -31,7 +31,7 @@ export function agentMetrics(src: AgentMetricsSources) {
   registry.gauge("kitt_agent_uptime_seconds", "Seconds since the agent started.", () => [{ value: (now() - started) / 1000 }]);
   registry.gauge("kitt_agent_jobs_running", "Jobs running now.", () => [{ value: src.runner.runningCount }]);
   registry.gauge("kitt_agent_jobs_queued", "Jobs waiting behind the running one.", () => [{ value: src.runner.queuedCount }]);
-  registry.gauge("kitt_agent_heartbeats_total", "Heartbeats by result since start.", () => {
+  registry.computedCounter("kitt_agent_heartbeats_total", "Heartbeats by result since start.", () => {
     const s = src.heartbeat();
     return [
       { labels: { result: "success" }, value: s.successes },

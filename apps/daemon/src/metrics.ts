@@ -50,13 +50,13 @@ export class Counter implements Family {
   }
 }
 
-/** A gauge whose samples are computed when scraped. */
+/** Samples computed when scraped: a gauge, or a counter kept elsewhere (e.g. by the heartbeat loop). */
 export class Gauge implements Family {
-  readonly type = "gauge";
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly collect: () => { labels?: Labels; value: number }[],
+    readonly type: "gauge" | "counter" = "gauge",
   ) {}
 
   render(): string[] {
@@ -101,6 +101,11 @@ export class MetricsRegistry {
 
   gauge(name: string, help: string, collect: () => { labels?: Labels; value: number }[]): Gauge {
     return this.add(new Gauge(name, help, collect));
+  }
+
+  /** A counter whose value lives elsewhere and is read when scraped. */
+  computedCounter(name: string, help: string, collect: () => { labels?: Labels; value: number }[]): Gauge {
+    return this.add(new Gauge(name, help, collect, "counter"));
   }
 
   histogram(name: string, help: string, buckets: number[]): Histogram {
