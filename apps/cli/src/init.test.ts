@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -121,6 +122,33 @@ describe("kitt-agent init", () => {
     const list = await runCli(["test", "list", "--json"], cliEnv(home));
     expect(list.stderr).toBe("");
     expect(JSON.parse(list.stdout)).toEqual({ items: [], total: 0 });
+  });
+
+  it("never replaces an existing key or certificate in ~/.kitt/certs without --force", async () => {
+    const home = await tempDir();
+    const pki = await writeTestPki(join(home, "pki"));
+    const certs = join(home, ".kitt", "certs");
+    await mkdir(certs, { recursive: true });
+    await writeFile(join(certs, "agent-key.pem"), "old key\n");
+    const args = ["init", "--server", "https://k:1", "--name", "gpu-08", "--ca-cert", pki.caCert, "--ca-key", pki.caKey];
+    const refused = await runCli(args, cliEnv(home));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(`Error: ${join(certs, "agent-key.pem")} already exists (use --force to overwrite it)\n`);
+    expect(await readFile(join(certs, "agent-key.pem"), "utf8")).toBe("old key\n");
+    expect(existsSync(join(home, ".kitt", "agent.yaml"))).toBe(false);
+
+    // The CSR route makes a key too, and an existing certificate counts as well.
+    await rm(join(certs, "agent-key.pem"));
+    await writeFile(join(certs, "agent.pem"), "old cert\n");
+    const csr = await runCli(["init", "--server", "https://k:1", "--name", "gpu-08"], cliEnv(home));
+    expect(csr.code).toBe(2);
+    expect(csr.stderr).toBe(`Error: ${join(certs, "agent.pem")} already exists (use --force to overwrite it)\n`);
+    expect(existsSync(join(certs, "agent-key.pem"))).toBe(false);
+
+    const forced = await runCli([...args, "--force"], cliEnv(home));
+    expect(forced.stderr).toBe("");
+    expect(forced.code).toBe(0);
+    expect(new X509Certificate(await readFile(join(certs, "agent.pem"))).subject).toBe("CN=gpu-08");
   });
 
   it("refuses a CA key that does not belong to the CA certificate", async () => {

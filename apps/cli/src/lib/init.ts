@@ -122,6 +122,14 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
 
   let tls: TlsSetup = { kind: "none" };
   const certsDir = join(home, ".kitt", "certs");
+  const makesKey = !someTls && (someCa || config.server_url.startsWith("https:"));
+  if (makesKey && !options.force) {
+    // A new key would orphan the certificate already issued for the old one.
+    for (const file of ["agent-key.pem", "agent.pem"]) {
+      const existing = join(certsDir, file);
+      if (await exists(existing)) throw new UsageError(`${existing} already exists (use --force to overwrite it)`);
+    }
+  }
   if (someTls) {
     const files: NonNullable<AgentConfigFile["tls"]> = {};
     if (options.tlsCert !== undefined) files.cert = abs(options.tlsCert);
