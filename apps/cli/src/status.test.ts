@@ -2,15 +2,17 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
-import { useTempDir } from "@kitt/testkit";
+import { startFakeKittServer, useTempDir, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
 
-import { cliEnv, fakeBin, runCli } from "./test-cli.js";
+import { alive, cliEnv, fakeBin, runCli, startCliBackground } from "./test-cli.js";
 import { closedPort, fakeDaemon, type FakeDaemon } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const daemons: FakeDaemon[] = [];
+const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const d of daemons.splice(0)) await d.close();
+  for (const c of closers.splice(0).reverse()) await c();
 });
 
 const TOKEN = "status-token-123456";
@@ -33,7 +35,23 @@ describe("kitt-agent status", () => {
     const home = await tempDir();
     const daemon = await fakeDaemon(() => ({
       status: 200,
-      body: { name: "gpu-01", running: true, active_containers: 0, active_streams: 1, storage: { used_gb: 12.5, free_gb: 800, model_count: 2 } },
+      // The daemon's shape while its heartbeats fail (the real daemon, healthy, is below).
+      body: {
+        name: "gpu-01",
+        running: true,
+        status: "running",
+        active_containers: 0,
+        active_streams: 1,
+        storage: { used_gb: 12.5, free_gb: 800, model_count: 2 },
+        jobs: {
+          running: [{ command_id: "c-9", test_id: "t-9", type: "run_test", state: "running", created_at: "2020-01-01T00:00:00.000Z", started_at: "2020-01-01T00:00:01.000Z" }],
+          queued: [],
+        },
+        queued: 2,
+        version: "0.1.0",
+        agent_id: "a-1",
+        heartbeat: { agentId: "a-1", health: "failing", lastSuccessAt: Date.now() - 300_000, lastError: "HTTP 503 from the server", consecutiveFailures: 3, intervalS: 30 },
+      },
     }));
     daemons.push(daemon);
     await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { server_url: "http://kitt:8080", token: TOKEN, name: "gpu-01", port: daemon.port });
@@ -46,8 +64,53 @@ describe("kitt-agent status", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^daemon +running on http:\/\/127\.0\.0\.1:\d+, running a job$/m);
     expect(r.stdout).toMatch(/^storage +2 models, 12.5 GB used, 800 GB free$/m);
+    expect(r.stdout).toMatch(/^job +test t-9 \(command c-9, running, since 2020-01-01T00:00:01.000Z \(\d+ h ago\)\)$/m);
+    expect(r.stdout).toMatch(/^queued +2 jobs$/m);
+    expect(r.stdout).toMatch(/^heartbeat failing, last success 5 min ago, 3 failed in a row\n {2}last error: HTTP 503 from the server$/m);
     expect(r.stdout).toMatch(/^service +.*kitt-agent.service: enabled, active$/m);
     expect(daemon.calls).toEqual([{ method: "GET", url: "/api/status", authorization: `Bearer ${TOKEN}`, body: undefined }]);
+  });
+
+  it("reads the real daemon's status: the running job, the queue and the heartbeat", async () => {
+    const home = await tempDir();
+    const server = await startFakeKittServer({ agents: [{ name: "gpu-02", token: TOKEN }] });
+    closers.push(() => server.close());
+    await writeFakeModel(join(home, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
+    const benchmark = await writeFakeBenchmark(join(home, "bench"), { lines: 1, grandchild: true, sleepSeconds: 300 });
+    const storage = { model_storage_dir: join(home, "models"), model_share_mount: join(home, "share"), model_share_source: "nas:/volume1/models" };
+    await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
+      server_url: server.url,
+      token: TOKEN,
+      name: "gpu-02",
+      host: "127.0.0.1",
+      port: await closedPort(),
+      ...storage,
+      benchmark_command: benchmark,
+      cancel_grace_s: 1,
+    });
+    server.setSettings("gpu-02", storage);
+    const row = server.queueTest({ agent_name: "gpu-02", model_path: "/data/models/hf/Qwen/Qwen2.5-0.5B-Instruct", engine_name: "vllm", suite_name: "quick" });
+    const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
+    const agent = await startCliBackground(["start"], env, /running; local API on/);
+    closers.push(async () => {
+      if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
+      const grandchild = Number(/grandchild (\d+)/.exec(server.logLines(row.id).join("\n"))?.[1]);
+      if (grandchild > 0 && alive(grandchild)) process.kill(grandchild, "SIGKILL");
+    });
+    await server.waitFor(() => server.logLines(row.id).some((l) => /grandchild \d+/.test(l)), 30_000);
+    const commandId = server.getTest(row.id)?.command_id ?? "";
+
+    const r = await runCli(["status"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^daemon +running on http:\/\/127\.0\.0\.1:\d+, running a job$/m);
+    expect(r.stdout).toMatch(new RegExp(`^job +test ${row.id} \\(command ${commandId}, running, since \\d{4}-\\d\\d-\\d\\dT[^ ]+ \\(\\d+ s ago\\)\\)$`, "m"));
+    expect(r.stdout).toMatch(/^queued +0 jobs$/m);
+    expect(r.stdout).toMatch(/^heartbeat ok, last success \d+ s ago$/m);
+    expect(r.stdout).not.toMatch(/last error/);
+    expect(r.stdout).toMatch(/^agent id +\S+$/m);
+    const stopped = await runCli(["stop"], env);
+    expect(stopped.code).toBe(0);
   });
 
   it("fails with exit 2 and one line without agent.yaml", async () => {

@@ -58,8 +58,66 @@ function field(status: Record<string, unknown> | undefined, key: string): unknow
   return status?.[key];
 }
 
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/** `42 s ago`, `5 min ago`, `3 h ago`: how long since an epoch-ms instant. */
+export function ago(thenMs: number, nowMs: number): string {
+  const s = Math.max(0, Math.round((nowMs - thenMs) / 1000));
+  if (s < 120) return `${s} s ago`;
+  if (s < 2 * 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+const STATE_WORDS: Record<string, string> = { idle: "idle", running: "running a job", error: "in error" };
+
+/** The daemon's own summary word: the top-level `status`, else derived from `running`. */
+function stateWord(st: Record<string, unknown>): string {
+  const status = text(field(st, "status"));
+  if (status !== undefined) return STATE_WORDS[status] ?? status;
+  return field(st, "running") === true ? "running a job" : "idle";
+}
+
+/** `job` lines for the running jobs: test id, command id, since when. */
+function jobLines(st: Record<string, unknown>, nowMs: number): string[] {
+  const jobs = record(field(st, "jobs"));
+  const running = Array.isArray(jobs?.running) ? jobs.running : [];
+  return running.map((j) => {
+    const job = record(j) ?? {};
+    const since = text(job.started_at) ?? text(job.created_at);
+    const sinceMs = since === undefined ? Number.NaN : Date.parse(since);
+    const when = since === undefined ? "" : `, since ${since}${Number.isNaN(sinceMs) ? "" : ` (${ago(sinceMs, nowMs)})`}`;
+    return `job      test ${text(job.test_id) ?? "?"} (command ${text(job.command_id) ?? "?"}, ${text(job.state) ?? "running"}${when})`;
+  });
+}
+
+function queuedCount(st: Record<string, unknown>): number | undefined {
+  const queued = field(st, "queued");
+  if (typeof queued === "number") return queued;
+  const list = record(field(st, "jobs"))?.queued;
+  return Array.isArray(list) ? list.length : undefined;
+}
+
+/** Heartbeat health, the age of the last acknowledged heartbeat, and the last error while it fails. */
+function heartbeatLines(st: Record<string, unknown>, nowMs: number): string[] {
+  const hb = record(field(st, "heartbeat"));
+  if (hb === undefined) return [];
+  const health = text(hb.health) ?? "unknown";
+  const last = typeof hb.lastSuccessAt === "number" ? `last success ${ago(hb.lastSuccessAt, nowMs)}` : "none acknowledged yet";
+  const failures = typeof hb.consecutiveFailures === "number" && hb.consecutiveFailures > 0 ? `, ${hb.consecutiveFailures} failed in a row` : "";
+  const lines = [`heartbeat ${health}, ${last}${failures}`];
+  const error = text(hb.lastError);
+  if (error !== undefined && health !== "ok") lines.push(`  last error: ${error}`);
+  return lines;
+}
+
 /** The human form. */
-export function formatStatus(s: AgentStatus): string {
+export function formatStatus(s: AgentStatus, nowMs: number = Date.now()): string {
   const lines = [
     `config   ${s.config.path}`,
     `server   ${s.config.server_url}${s.config.tls ? " (mTLS)" : ""}`,
@@ -72,16 +130,19 @@ export function formatStatus(s: AgentStatus): string {
     lines.push(`daemon   answers on ${s.daemon.url} but: ${s.daemon.error ?? "no status"}`);
   } else {
     const st = s.daemon.status;
-    const job = field(st, "running") === true ? "running a job" : "idle";
-    lines.push(`daemon   running on ${s.daemon.url}, ${job}`);
-    const storage = field(st, "storage") as { used_gb?: unknown; free_gb?: unknown; model_count?: unknown } | undefined;
-    if (storage !== undefined && typeof storage === "object") {
+    lines.push(`daemon   running on ${s.daemon.url}, ${stateWord(st)}`);
+    lines.push(...jobLines(st, nowMs));
+    const queued = queuedCount(st);
+    if (queued !== undefined) lines.push(`queued   ${queued} job${queued === 1 ? "" : "s"}`);
+    lines.push(...heartbeatLines(st, nowMs));
+    const storage = record(field(st, "storage"));
+    if (storage !== undefined) {
       lines.push(`storage  ${String(storage.model_count ?? "?")} models, ${String(storage.used_gb ?? "?")} GB used, ${String(storage.free_gb ?? "?")} GB free`);
     }
-    for (const key of ["current_job", "current_task", "last_heartbeat", "last_heartbeat_at", "agent_id", "version"]) {
-      const v = field(st, key);
-      if (v !== undefined && v !== null && v !== "") lines.push(`${key.replace(/_/g, " ").padEnd(8)} ${typeof v === "string" ? v : JSON.stringify(v)}`);
-    }
+    const agentId = text(field(st, "agent_id"));
+    if (agentId !== undefined) lines.push(`agent id ${agentId}`);
+    const version = text(field(st, "version"));
+    if (version !== undefined) lines.push(`version  ${version}`);
   }
   lines.push(
     s.service.installed ? `service  ${s.service.unitPath}: ${s.service.enabled}, ${s.service.active}` : "service  not installed",
