@@ -130,6 +130,17 @@ describe("kitt-agent test stop", () => {
     expect(daemon.calls).toEqual([]);
   });
 
+  it("refuses a test id the daemon could not take (over 64 characters), asking nobody", async () => {
+    const daemon = await fakeDaemon(() => ({ status: 202, body: {} }));
+    const { server, env } = await setup(daemon.port);
+    const long = "a".repeat(65);
+    const r = await runCli(["test", "stop", long], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`Error: invalid test id "${long}": expected 1-64 letters, digits, '_' or '-'\n`);
+    expect(server.requests).toEqual([]);
+    expect(daemon.calls).toEqual([]);
+  });
+
   it("reports an unknown test and a failing daemon", async () => {
     const daemon = await fakeDaemon(() => ({ status: 400, body: { error: "bad cancel" } }));
     const { server, env } = await setup(daemon.port);

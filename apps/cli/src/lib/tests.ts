@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 import type { AgentConfig, KittServerClient, TestListItem, TestRow } from "@kitt/protocol";
 import { KittError, UsageError } from "@kitt/protocol";
 
@@ -34,6 +36,22 @@ export interface StopReport {
   ok: boolean;
 }
 
+/** Test ids (and the daemon's command ids): what the daemon accepts, 1-64 letters, digits, '_' or '-'. */
+const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_COMMAND_ID = 64;
+
+/**
+ * The command id of the daemon cancel for `testId`: `cancel-<id>` when that
+ * fits the daemon's 64 characters, else a prefix of the id plus a hash of all
+ * of it, so two long ids that share a prefix still get different commands.
+ */
+export function cancelCommandId(testId: string): string {
+  const plain = `cancel-${testId}`;
+  if (plain.length <= MAX_COMMAND_ID) return plain;
+  const hash = createHash("sha256").update(testId).digest("hex").slice(0, 16);
+  return `cancel-${testId.slice(0, MAX_COMMAND_ID - "cancel-".length - hash.length - 1)}-${hash}`;
+}
+
 /**
  * The agent id the server uses for `agentName`, learned from the agent's own
  * test list (a test row names its agent by id only).
@@ -54,7 +72,7 @@ export async function stopTest(
   config: Pick<AgentConfig, "name"> & DaemonConfig,
   testId: string,
 ): Promise<StopReport> {
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(testId)) throw new UsageError(`invalid test id ${JSON.stringify(testId)}`);
+  if (!SAFE_ID.test(testId)) throw new UsageError(`invalid test id ${JSON.stringify(testId.slice(0, 80))}: expected 1-64 letters, digits, '_' or '-'`);
   const steps: StopStep[] = [];
   const report = (ok: boolean): StopReport => ({ testId, steps, ok });
 
@@ -86,7 +104,7 @@ export async function stopTest(
 
   try {
     const res = await daemonRequest(config, "POST", "/api/commands", {
-      body: { command_id: `cancel-${testId}`, type: "cancel", payload: { test_id: testId } },
+      body: { command_id: cancelCommandId(testId), type: "cancel", payload: { test_id: testId } },
     });
     if (res.status >= 200 && res.status < 300) {
       const state = (res.body as { state?: unknown }).state;
