@@ -50,6 +50,25 @@ describe("kitt-agent init", () => {
     expect(await modeOf(path)).toBe(0o600);
   });
 
+  it("--json prints one document: what was written with the token masked, and the mTLS outcome", async () => {
+    const home = await tempDir();
+    const pki = await writeTestPki(join(home, "pki"));
+    const r = await runCli(
+      ["init", "--server", "https://kitt:8443", "--token", TOKEN, "--name", "gpu-09", "--ca-cert", pki.caCert, "--ca-key", pki.caKey, "--json"],
+      cliEnv(home),
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain(TOKEN);
+    const certs = join(home, ".kitt", "certs");
+    const tls = { cert: join(certs, "agent.pem"), key: join(certs, "agent-key.pem"), ca: join(certs, "ca.pem") };
+    expect(JSON.parse(r.stdout)).toEqual({
+      path: join(home, ".kitt", "agent.yaml"),
+      written: { server_url: "https://kitt:8443", token: "tok-************", name: "gpu-09", port: 8090, model_storage_dir: join(home, ".kitt", "models"), tls },
+      tls: { kind: "issued", ...tls },
+    });
+  });
+
   it("honours --config / KITT_AGENT_CONFIG", async () => {
     const home = await tempDir();
     const path = join(home, "etc", "kitt.yaml");

@@ -84,8 +84,10 @@ describe("status / logs / test stop against a real daemon serving mTLS", () => {
     expect(noCa.code).toBe(1);
     expect(noCa.stderr).toBe(`Error: the daemon presented a certificate other than tls.cert (${pki.clientCert}): refusing to talk to it\n`);
 
-    const stopped = await runCli(["stop"], env);
+    const stopped = await runCli(["stop", "--json"], env);
+    expect(stopped.stderr).toBe("");
     expect(stopped.code).toBe(0);
+    expect(JSON.parse(stopped.stdout)).toEqual({ pid: agent.child.pid, stopped: true, seconds: expect.any(Number) });
     expect(await agent.exit).toBe(0);
   });
 });

@@ -10,6 +10,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
 
   static override examples = [
     "<%= config.bin %> init --server http://kitt:8080 --token s3cret",
+    "<%= config.bin %> init --server http://kitt:8080 --token s3cret --json",
     "<%= config.bin %> init --server https://kitt:8080 --token s3cret --ca-cert ca.pem --ca-key ca-key.pem",
     "<%= config.bin %> init --server https://kitt:8080 --tls-cert agent.pem --tls-key agent-key.pem --tls-ca ca.pem --force",
     "<%= config.bin %> init --server http://kitt:8080 --model-dir /data/models --share-source nas:/volume1/models --share-mount /mnt/models",
@@ -24,6 +25,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
     "share-source": Flags.string({ summary: "NFS share source, e.g. nas:/volume1/models." }),
     "share-mount": Flags.string({ summary: "Where the NFS share is mounted locally." }),
     force: Flags.boolean({ summary: "Overwrite an existing agent.yaml (and certificates)." }),
+    json: Flags.boolean({ summary: "Print what was written (token masked) as one JSON document." }),
     "tls-cert": Flags.string({ summary: "Existing client certificate (PEM).", helpGroup: "MTLS" }),
     "tls-key": Flags.string({ summary: "Existing client key (PEM).", helpGroup: "MTLS" }),
     "tls-ca": Flags.string({ summary: "CA certificate that signed the server's certificate.", helpGroup: "MTLS" }),
@@ -35,7 +37,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
     const { flags } = await this.parse(Init);
     const { resolveConfigPath } = await import("@kitt/protocol");
     const { initAgent } = await import("../lib/init.js");
-    const { formatInitResult } = await import("../lib/init-format.js");
+    const { formatInitResult, initResultJson } = await import("../lib/init-format.js");
     const result = await initAgent({
       configPath: resolveConfigPath(flags.config),
       server: flags.server,
@@ -52,6 +54,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
       caCert: flags["ca-cert"],
       caKey: flags["ca-key"],
     });
-    this.out(formatInitResult(result));
+    if (flags.json) this.printJson(initResultJson(result));
+    else this.out(formatInitResult(result));
   }
 }

@@ -8,10 +8,11 @@ export default class Stop extends BaseCommand {
 
 Under systemd use \`sudo systemctl stop kitt-agent\` instead (systemd would restart a process stopped behind its back only on failure, but it keeps its own state).`;
 
-  static override examples = ["<%= config.bin %> stop", "<%= config.bin %> stop --timeout 60"];
+  static override examples = ["<%= config.bin %> stop", "<%= config.bin %> stop --timeout 60", "<%= config.bin %> stop --json"];
 
   static override flags = {
     timeout: Flags.integer({ summary: "Seconds to wait for the agent to exit.", default: 30, min: 1, max: 3600 }),
+    json: Flags.boolean({ summary: "Print the pid and how long it took as one JSON document." }),
   };
 
   async run(): Promise<void> {
@@ -20,6 +21,8 @@ Under systemd use \`sudo systemctl stop kitt-agent\` instead (systemd would rest
     const { stopAgent } = await import("../lib/pid.js");
     const pidFile = await pidFileFor(flags.config);
     const outcome = await stopAgent(pidFile, flags.timeout * 1000);
-    this.out(`Stopped the agent (pid ${outcome.pid}) in ${(outcome.waitedMs / 1000).toFixed(1)} s.`);
+    const seconds = Math.round(outcome.waitedMs / 100) / 10;
+    if (flags.json) this.printJson({ pid: outcome.pid, stopped: true, seconds });
+    else this.out(`Stopped the agent (pid ${outcome.pid}) in ${seconds.toFixed(1)} s.`);
   }
 }

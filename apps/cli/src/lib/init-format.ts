@@ -39,3 +39,8 @@ export function formatInitResult(result: InitResult): string {
   lines.push("Next: kitt-agent preflight, then kitt-agent start (or kitt-agent service install).");
   return lines.join("\n");
 }
+
+/** init --json: what was written (token masked) and the mTLS outcome. */
+export function initResultJson(result: InitResult): Record<string, unknown> {
+  return { path: result.path, written: { ...result.written, token: maskToken(result.written.token ?? "") }, tls: result.tls };
+}
