@@ -63,10 +63,15 @@ describe("start / status / test stop / logs / stop against the real daemon", () 
     const doc = JSON.parse(status.stdout) as { daemon: { running: boolean; status: { running: boolean; name: string } } };
     expect(doc.daemon).toMatchObject({ running: true, status: { running: true, name: AGENT } });
 
-    // The running daemon owns model storage: the CLI does not stage or evict beside it.
-    const models = await runCli(["models", "list"], env);
-    expect(models.code).toBe(1);
-    expect(models.stderr).toMatch(/^Error: the agent daemon is running \(pid \d+\) and owns .*: stop it first/);
+    // The running daemon owns model storage: the list comes from it, and the CLI does not evict beside it.
+    const models = await runCli(["models", "list", "--json"], env);
+    expect(models.code).toBe(0);
+    const usage = JSON.parse(models.stdout) as { storage_dir: string; model_count: number; models: { in_use: boolean }[] };
+    expect(usage.model_count).toBe(usage.models.length);
+    expect(usage.models.every((m) => m.in_use)).toBe(true);
+    const evict = await runCli(["models", "evict", "--all"], env);
+    expect(evict.code).toBe(1);
+    expect(evict.stderr).toMatch(/^Error: the agent daemon is running \(pid \d+\) and owns .*: stop it first/);
 
     const second = await runCli(["start"], env);
     expect(second.code).toBe(1);

@@ -40,6 +40,26 @@ export async function listModels(store: ModelStore): Promise<StorageUsage> {
   return store.usage();
 }
 
+/** True while the agent daemon of this config runs (it then owns the storage). */
+export async function daemonRuns(config: AgentConfig): Promise<boolean> {
+  const pid = await readPidFile(join(config.state_dir, "agent.pid")).catch(() => undefined);
+  return pid !== undefined && checkProcess(pid).state === "ours";
+}
+
+/**
+ * The staged models as the running daemon sees them (its /api/status carries
+ * the storage usage, in-use flags included): listing needs no second owner.
+ */
+export async function listModelsFromDaemon(config: AgentConfig): Promise<StorageUsage> {
+  const { daemonRequest } = await import("./daemon-client.js");
+  const res = await daemonRequest(config, "GET", "/api/status");
+  const storage = (res.body as { storage?: Partial<StorageUsage> } | undefined)?.storage;
+  if (res.status !== 200 || storage === undefined || !Array.isArray(storage.models)) {
+    throw new KittError(`the daemon's /api/status gave no model list (HTTP ${res.status})`, { code: "DAEMON_REQUEST" });
+  }
+  return storage as StorageUsage;
+}
+
 export function formatModels(usage: StorageUsage): string {
   const lines = [`${usage.storage_dir}: ${usage.model_count} staged, ${usage.used_gb} GB used, ${usage.free_gb} GB free`];
   if (usage.models.length === 0) return lines.join("\n");

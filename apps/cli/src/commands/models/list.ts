@@ -5,7 +5,7 @@ import { BaseCommand } from "../../lib/base-command.js";
 export default class ModelsList extends BaseCommand {
   static override summary = "List the models staged in local storage.";
   static override description =
-    "Shows each staged model (relative to model_storage_dir) with its size and last use, and the space used and free. Runs only while the daemon does not (it owns the storage while it runs; `kitt-agent status` shows its storage summary).";
+    "Shows each staged model (relative to model_storage_dir) with its size, last use and whether a job uses it, and the space used and free. While the daemon runs the list comes from it (it owns the storage then).";
   static override examples = ["<%= config.bin %> models list", "<%= config.bin %> models list --json"];
   static override flags = {
     json: Flags.boolean({ summary: "Print one JSON document." }),
@@ -14,10 +14,9 @@ export default class ModelsList extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(ModelsList);
     const { loadCliConfig } = await import("../../lib/config.js");
-    const { formatModels, listModels, openStore, refuseWhileDaemonRuns } = await import("../../lib/models.js");
+    const { daemonRuns, formatModels, listModels, listModelsFromDaemon, openStore } = await import("../../lib/models.js");
     const { config } = await loadCliConfig(flags.config);
-    await refuseWhileDaemonRuns(config);
-    const usage = await listModels(await openStore(config));
+    const usage = (await daemonRuns(config)) ? await listModelsFromDaemon(config) : await listModels(await openStore(config));
     if (flags.json) this.printJson(usage);
     else this.out(formatModels(usage));
   }
