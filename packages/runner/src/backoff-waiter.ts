@@ -36,3 +36,19 @@ export class BackoffWaiter {
     }
   }
 }
+
+/**
+ * Resolves true when `register`'s callback is called, false once `timeoutMs`
+ * passes first: a bounded wait for "everything delivered".
+ */
+export async function waitOrTimeout(register: (done: () => void) => void, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const ok = await Promise.race([
+    new Promise<boolean>((resolve) => register(() => resolve(true))),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  return ok;
+}

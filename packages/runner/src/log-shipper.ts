@@ -11,7 +11,7 @@ import {
 import { errorText } from "./job.js";
 import { LogSpool } from "./log-spool.js";
 import { classifyDeliveryError } from "./report-errors.js";
-import { BackoffWaiter } from "./backoff-waiter.js";
+import { BackoffWaiter, waitOrTimeout } from "./backoff-waiter.js";
 
 /** The part of KittServerClient the shipper uses. */
 export interface LogTransport {
@@ -115,15 +115,7 @@ export class LogShipper {
    */
   async drained(timeoutMs: number): Promise<boolean> {
     if (this.isDrained()) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([
-      new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true))),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return ok;
+    return waitOrTimeout((done) => this.drainWaiters.push(done), timeoutMs);
   }
 
   /** No more lines: deliver the rest, then remove the spool files. Resolves when done (or stopped). */

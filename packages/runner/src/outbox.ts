@@ -14,7 +14,7 @@ import {
 
 import { errorText } from "./job.js";
 import { classifyDeliveryError } from "./report-errors.js";
-import { BackoffWaiter } from "./backoff-waiter.js";
+import { BackoffWaiter, waitOrTimeout } from "./backoff-waiter.js";
 
 /** The part of KittServerClient the outbox uses. */
 export interface OutboxTransport {
@@ -147,15 +147,7 @@ export class Outbox {
   async flush(timeoutMs: number): Promise<boolean> {
     await this.writing;
     if (this.entries.length === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      new Promise<boolean>((resolve) => this.emptyWaiters.push(() => resolve(true))),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return result;
+    return waitOrTimeout((done) => this.emptyWaiters.push(done), timeoutMs);
   }
 
   /** Stops delivering (what is left stays on disk for the next start). */
