@@ -1,20 +1,7 @@
+import type { HardwareDetails } from "./detect-system.js";
+
 /** What the fingerprint is built from: the `hardware_details` fields of the same names. */
-export interface FingerprintInput {
-  gpu_model: string;
-  gpu_vram_gb: number;
-  gpu_count: number;
-  cpu_model: string;
-  cpu_cores: number;
-  ram_gb: number;
-  ram_type: string;
-  storage_brand: string;
-  storage_model: string;
-  storage_type: string;
-  cuda_version: string;
-  driver_version: string;
-  os: string;
-  kernel: string;
-}
+export type FingerprintInput = Omit<HardwareDetails, "gpu_compute_capability" | "cpu_arch" | "cpu_threads" | "environment_type" | "fingerprint">;
 
 /**
  * Parts are `_`-joined, so no part may contain one; whitespace becomes a dash
