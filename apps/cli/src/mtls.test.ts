@@ -2,20 +2,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
-import { startFakeKittServer, useTempDir, writeFakeBenchmark, writeFakeModel, writeTestPki, type FakeKittServer } from "@kitt/testkit";
+import { startFakeKittServer, useTempDir, writeFakeBenchmark, writeFakeModel, writeTestPki } from "@kitt/testkit";
 
-import { alive, cliEnv, runCli, startCliBackground, type Background } from "./test-cli.js";
+import { backgroundCleanup, cliEnv, runCli, startCliBackground } from "./test-cli.js";
 import { closedPort } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
-const servers: FakeKittServer[] = [];
-const children: Background[] = [];
-const strays: number[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill("SIGKILL");
-  for (const pid of strays.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
-  for (const s of servers.splice(0)) await s.close();
-});
+const { servers, children, strays } = backgroundCleanup(afterEach);
 
 const AGENT = "gpu-mtls";
 const TOKEN = "mtls-token-0123456789";

@@ -113,3 +113,38 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * SIGKILLs `pid` with its whole process group (a benchmark leads its own):
+ * what a test must do with a benchmark process when its agent is gone.
+ */
+function pgidOf(pid: number | "self"): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+}
+
+export function killWithGroup(pid: number): void {
+  try {
+    const pgid = pgidOf(pid);
+    // Only a group of its own: never the test runner's.
+    if (Number.isInteger(pgid) && pgid > 1 && pgid !== pgidOf("self")) process.kill(-pgid, "SIGKILL");
+  } catch {
+    // already gone, or its group is
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** Test hooks shared by the files that run a real daemon: children, stray pids and servers cleaned up after each test. */
+export function backgroundCleanup(afterEachHook: (fn: () => Promise<void>) => void) {
+  const state = { servers: [] as { close(): Promise<void> }[], children: [] as Background[], strays: [] as number[] };
+  afterEachHook(async () => {
+    for (const pid of state.strays.splice(0)) if (alive(pid)) killWithGroup(pid);
+    for (const c of state.children.splice(0)) if (c.child.exitCode === null) c.child.kill("SIGKILL");
+    for (const s of state.servers.splice(0)) await s.close();
+  });
+  return state;
+}
