@@ -1,0 +1,6 @@
+export * from "./runtime.js";
+export * from "./docker-host.js";
+export { DockerRuntime, type DockerRuntimeOptions } from "./docker-runtime.js";
+export { Demuxer } from "./demux.js";
+export { dockerArch } from "./arch.js";
+export * from "./image-choice.js";
