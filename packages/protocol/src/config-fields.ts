@@ -3,7 +3,7 @@
  * override. The loader (config.ts) walks this table, so a new setting is one
  * entry here.
  */
-export type FieldKind = "url" | "string" | "name" | "path" | "optional-path" | "int" | "bool" | "enum";
+export type FieldKind = "url" | "string" | "name" | "path" | "optional-path" | "int" | "bool" | "enum" | "image";
 
 export interface FieldSpec {
   /** Dotted key in agent.yaml (`tls.cert`). */
@@ -17,6 +17,10 @@ export interface FieldSpec {
 }
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** Where benchmarks run: `auto` (the KITT image when present, else the host CLI), or one place only. */
+export const EXECUTION_MODES = ["auto", "docker", "host"] as const;
+/** GPUs handed to containers: `auto` = all when the host has NVIDIA GPUs. */
+export const DOCKER_GPU_MODES = ["auto", "all", "none"] as const;
 
 export const CONFIG_FIELDS: readonly FieldSpec[] = [
   { key: "server_url", kind: "url", doc: "KITT server base URL (http or https)" },
@@ -33,7 +37,10 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   { key: "tls.cert", kind: "optional-path", doc: "client certificate (PEM) for mTLS" },
   { key: "tls.key", kind: "optional-path", doc: "client private key (PEM) for mTLS" },
   { key: "tls.ca", kind: "optional-path", doc: "CA certificate (PEM) that signed the server's certificate" },
-  { key: "benchmark_command", kind: "string", doc: "the KITT benchmark CLI to run (`<cmd> run -m ...`)" },
+  { key: "benchmark_command", kind: "string", doc: "the KITT benchmark CLI to run on the host (`<cmd> run -m ...`)" },
+  { key: "execution", kind: "enum", values: EXECUTION_MODES, doc: "where benchmarks run: auto (KITT image, else host CLI), docker, host" },
+  { key: "kitt_image", kind: "image", doc: "KITT Docker image to run benchmarks in (default kitt:latest; the server's setting wins when set)" },
+  { key: "docker_gpus", kind: "enum", values: DOCKER_GPU_MODES, doc: "GPUs given to containers: auto (all when the host has NVIDIA GPUs), all, none" },
   { key: "cancel_grace_s", kind: "int", min: 0, max: 3600, doc: "seconds between SIGTERM and SIGKILL when a job is cancelled" },
   { key: "max_queued_jobs", kind: "int", min: 0, max: 1000, doc: "jobs that may wait behind the running one" },
   { key: "copy_concurrency", kind: "int", min: 1, max: 64, doc: "files copied at once when staging a model" },

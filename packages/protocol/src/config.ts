@@ -5,9 +5,9 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 
 import * as yaml from "js-yaml";
 
-import { CONFIG_FIELDS, envNameFor, type FieldSpec, type LOG_LEVELS } from "./config-fields.js";
+import { CONFIG_FIELDS, type DOCKER_GPU_MODES, envNameFor, type EXECUTION_MODES, type FieldSpec, type LOG_LEVELS } from "./config-fields.js";
 import { ConfigError } from "./errors.js";
-import { parseBoolean } from "./settings.js";
+import { isImageRef, parseBoolean } from "./settings.js";
 
 export interface TlsConfig {
   cert?: string;
@@ -30,6 +30,9 @@ export interface AgentConfig {
   insecure: boolean;
   tls: TlsConfig;
   benchmark_command: string;
+  execution: (typeof EXECUTION_MODES)[number];
+  kitt_image: string;
+  docker_gpus: (typeof DOCKER_GPU_MODES)[number];
   cancel_grace_s: number;
   max_queued_jobs: number;
   copy_concurrency: number;
@@ -62,6 +65,9 @@ export function defaultConfig(envr: ConfigEnvironment = {}): AgentConfig {
     insecure: false,
     tls: {},
     benchmark_command: "kitt",
+    execution: "auto",
+    kitt_image: "",
+    docker_gpus: "auto",
     cancel_grace_s: 10,
     max_queued_jobs: 16,
     copy_concurrency: 4,
@@ -135,6 +141,12 @@ function convert(spec: FieldSpec, raw: unknown, baseDir: string, home: string): 
         return bad("1-128 letters, digits, '.', '_' or '-'");
       }
       return { value: raw };
+    }
+    case "image": {
+      if (typeof raw !== "string") return bad("a Docker image reference");
+      const text = raw.trim();
+      if (text !== "" && !isImageRef(text)) return bad("a Docker image reference like kitt:latest or registry/kitt:1.7");
+      return { value: text };
     }
     case "string":
       if (typeof raw === "number") return { value: String(raw) };

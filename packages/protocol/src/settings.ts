@@ -29,7 +29,16 @@ export function clampInterval(seconds: number): number {
   return Math.min(HEARTBEAT_INTERVAL_MAX_S, Math.max(HEARTBEAT_INTERVAL_MIN_S, seconds));
 }
 
-const STRING_KEYS = ["model_storage_dir", "model_share_source", "model_share_mount", "kitt_image"] as const;
+const STRING_KEYS = ["model_storage_dir", "model_share_source", "model_share_mount"] as const;
+
+/**
+ * A Docker image reference (`kitt:latest`, `registry:5000/team/kitt:1.7`,
+ * `kitt@sha256:...`): no spaces, no leading `-` (it would read as an
+ * option), at most 255 characters.
+ */
+export function isImageRef(value: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$/.test(value) && !value.includes("..") && !value.includes("//");
+}
 
 /**
  * Reads the server's settings tolerantly. An empty string (or null) means
@@ -70,6 +79,11 @@ export function normalizeSettings(raw: RawSettings | null | undefined): {
     if (isUnset(v)) continue;
     if (typeof v !== "string") problems.push(`${key}: expected a string, got ${JSON.stringify(v)}`);
     else settings[key] = v.trim();
+  }
+  if (!isUnset(raw.kitt_image)) {
+    const v = raw.kitt_image;
+    if (typeof v !== "string" || !isImageRef(v.trim())) problems.push(`kitt_image: expected a Docker image reference, got ${JSON.stringify(v)}`);
+    else settings.kitt_image = v.trim();
   }
   return { settings, problems };
 }

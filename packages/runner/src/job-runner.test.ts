@@ -163,7 +163,7 @@ describe("JobRunner: cancel", () => {
     t.runner.submit(runTest("1", { model_path: join(t.share, "Qwen-0.5B") }));
     await until(() => t.reporter.lines("t-1").some((l) => l.startsWith("grandchild ")), "the grandchild to start");
     const grandchild = Number(t.reporter.lines("t-1").find((l) => l.startsWith("grandchild "))?.split(" ")[1]);
-    const leader = t.runner.job("c-1")?.process?.pid;
+    const leader = t.runner.job("c-1")?.execution?.pid;
     expect(leader).toBeGreaterThan(0);
     expect(await isAlive(grandchild)).toBe(true);
     expect(t.runner.cancel("t-1")).toBe(true);

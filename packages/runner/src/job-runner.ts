@@ -11,6 +11,7 @@ import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.j
 import { DEFAULT_RING_LINES } from "./log-stream.js";
 import { runCleanupJob } from "./run-cleanup.js";
 import { runTestJob, type RunContext } from "./run-test.js";
+import { executionPlanner, type PlanExecution } from "./execution-planner.js";
 
 export const CANCELLED_BY_USER = "Cancelled by user";
 export const AGENT_RESTARTED = "Agent restarted during the job";
@@ -29,6 +30,11 @@ export interface JobRunnerOptions {
   stateDir?: string;
   /** The benchmark CLI: a name looked up on PATH, or a path (default `kitt`). */
   benchmarkCommand?: string;
+  /**
+   * Where each run_test job runs (see executionPlanner). Default: the host
+   * CLI `benchmarkCommand` only.
+   */
+  planExecution?: PlanExecution;
   /** Environment of the benchmark, and the PATH it is looked up on (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Jobs run at the same time (default 1: GPUs are shared). */
@@ -78,7 +84,9 @@ export class JobRunner {
     const autoCleanup = options.autoCleanup ?? false;
     this.ctx = {
       resolver: options.resolver,
-      benchmarkCommand: options.benchmarkCommand ?? "kitt",
+      plan:
+        options.planExecution ??
+        executionPlanner({ mode: () => "host", benchmarkCommand: options.benchmarkCommand ?? "kitt", env: options.env ?? process.env, agentLabel: "kitt-agent" }),
       env: options.env ?? process.env,
       workDir: options.workDir,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
@@ -210,11 +218,14 @@ export class JobRunner {
 
   /**
    * Last resort, for an agent about to exit without waiting (a second
-   * signal): SIGKILL every running benchmark's process group synchronously,
-   * so no benchmark outlives the agent and keeps holding the GPU.
+   * signal): SIGKILL every running benchmark now (a host process group
+   * synchronously, a container through the engine, which the returned
+   * promise waits for), so no benchmark outlives the agent holding the GPU.
    */
-  killAllNow(): void {
-    for (const job of this.running) job.process?.killNow();
+  killAllNow(): Promise<void> {
+    const kills: Promise<void>[] = [];
+    for (const job of this.running) if (job.execution !== undefined) kills.push(job.execution.killNow());
+    return Promise.all(kills).then(() => {});
   }
 
   private findUnfinished(id: string): Job | undefined {

@@ -1,7 +1,7 @@
 import type { Logger } from "@kitt/protocol";
 
-import type { BenchmarkProcess } from "./benchmark-process.js";
 import type { JobSpec } from "./command-validation.js";
+import type { Execution } from "./executor.js";
 import type { JobInfo, JobOutcome, JobState, Reporter } from "./job-types.js";
 import { LogStream } from "./log-stream.js";
 
@@ -19,7 +19,8 @@ export class Job {
   outcome: JobOutcome | undefined;
   /** Set by cancel(): the reason the job will end with. */
   cancelReason: string | undefined;
-  process: BenchmarkProcess | undefined;
+  /** The running benchmark (host process or container), while it runs. */
+  execution: Execution | undefined;
   readonly abort = new AbortController();
   private readonly reporter: Reporter;
   private readonly logger: Logger;
@@ -59,7 +60,7 @@ export class Job {
     if (this.finished || this.cancelReason !== undefined) return;
     this.cancelReason = reason;
     this.abort.abort(new Error(reason));
-    this.process?.stop("cancel");
+    this.execution?.stop("cancel");
   }
 
   info(): JobInfo {

@@ -3,9 +3,10 @@ import { join } from "node:path";
 
 import type { Logger } from "@kitt/protocol";
 
-import { BenchmarkProcess, describeExit, ProcessStartError } from "./benchmark-process.js";
+import { describeExit, ProcessStartError } from "./benchmark-process.js";
 import type { RunTestSpec } from "./command-validation.js";
-import { findExecutable } from "./find-executable.js";
+import type { Execution, Executor } from "./executor.js";
+import type { PlanExecution } from "./execution-planner.js";
 import { errorText, type Job } from "./job.js";
 import type { JobOutcome, ModelResolver, StagedModel } from "./job-types.js";
 
@@ -15,7 +16,8 @@ const MAX_METRICS_BYTES = 8 * 1024 * 1024;
 /** What a run_test job needs from the runner. */
 export interface RunContext {
   resolver: ModelResolver;
-  benchmarkCommand: string;
+  /** Where each run_test job runs (host CLI or KITT image). */
+  plan: PlanExecution;
   env: NodeJS.ProcessEnv;
   /** Fresh output directories are made under `<workDir>/runs`. */
   workDir: string;
@@ -56,11 +58,9 @@ function failed(error: string): JobOutcome {
  * Returns the outcome; never throws (every failure is an outcome).
  */
 export async function runTestJob(job: Job, spec: RunTestSpec, ctx: RunContext): Promise<JobOutcome> {
-  const executable = await findExecutable(ctx.benchmarkCommand, ctx.env);
-  if (executable === undefined) {
-    const where = ctx.benchmarkCommand.includes("/") ? "" : " on PATH";
-    return failed(`benchmark command ${JSON.stringify(ctx.benchmarkCommand)} not found${where}`);
-  }
+  const plan = await ctx.plan((line) => job.log(line));
+  if (!plan.ok) return failed(plan.error);
+  if (job.cancelReason !== undefined) return failed(job.cancelReason);
   job.log(`Staging model ${spec.modelPath}`);
   let staged: StagedModel;
   try {
@@ -75,7 +75,7 @@ export async function runTestJob(job: Job, spec: RunTestSpec, ctx: RunContext): 
     const runsDir = join(ctx.workDir, "runs");
     await mkdir(runsDir, { recursive: true, mode: 0o700 });
     outputDir = await mkdtemp(join(runsDir, `${spec.commandId}-`));
-    return await runBenchmark(job, spec, ctx, executable, staged.localPath, outputDir);
+    return await runBenchmark(job, spec, ctx, plan.executor, staged.localPath, outputDir);
   } catch (err) {
     return failed(`benchmark run failed: ${errorText(err)}`);
   } finally {
@@ -84,16 +84,18 @@ export async function runTestJob(job: Job, spec: RunTestSpec, ctx: RunContext): 
   }
 }
 
-async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, executable: string, localPath: string, outputDir: string): Promise<JobOutcome> {
+async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, executor: Executor, localPath: string, outputDir: string): Promise<JobOutcome> {
   const args = benchmarkArgs(spec, localPath, outputDir);
-  job.log(`Running ${[ctx.benchmarkCommand, ...args].join(" ")}`);
-  let proc: BenchmarkProcess;
+  job.log(`Running ${executor.commandLine(args)}`);
+  let execution: Execution;
   try {
-    proc = await BenchmarkProcess.start({
-      command: executable,
+    execution = await executor.start({
+      commandId: spec.commandId,
+      testId: spec.testId,
       args,
       env: benchmarkEnv(ctx.env),
-      cwd: outputDir,
+      outputDir,
+      modelPath: localPath,
       onLine: (line) => job.log(line),
       killGraceMs: ctx.killGraceMs,
       timeoutMs: ctx.benchmarkTimeoutMs,
@@ -103,10 +105,11 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
     if (err instanceof ProcessStartError) return failed(err.message);
     throw err;
   }
-  job.process = proc;
-  if (job.cancelReason !== undefined) proc.stop("cancel");
-  const outcome = await proc.done;
-  job.process = undefined;
+  job.execution = execution;
+  ctx.logger.info(`job ${spec.commandId} (test ${spec.testId}) running in ${execution.where}`);
+  if (job.cancelReason !== undefined) execution.stop("cancel");
+  const outcome = await execution.done;
+  job.execution = undefined;
   if (outcome.stoppedBy === "cancel") return failed(job.cancelReason ?? "Cancelled");
   if (outcome.stoppedBy === "timeout") return failed(`Timed out after ${Math.round((ctx.benchmarkTimeoutMs ?? 0) / 1000)} s`);
   if (outcome.exitCode !== 0) return failed(describeExit(outcome));

@@ -98,7 +98,8 @@ describe("JobRunner + ServerReporter against the fake KITT server", () => {
     const job = runner.job(`cmd${testId}`);
     expect(lines).toHaveLength(job?.logs.lastSeq ?? -1);
     expect(lines.slice(-1000)).toEqual(job?.logs.buffered().map((e) => e.line));
-    expect(lines[0]).toBe(`Staging model ${join(t.share, "Qwen-0.5B")}`);
+    expect(lines[0]).toBe(`The benchmark runs on the host: ${bench}`);
+    expect(lines[1]).toBe(`Staging model ${join(t.share, "Qwen-0.5B")}`);
     expect(fixture.server.results).toHaveLength(1);
   });
 
