@@ -3,7 +3,7 @@
  * and @kitt/runner's JobRunner as the local API's JobsApi.
  */
 import type { CommandRequest } from "@kitt/protocol";
-import { parseServerCommand } from "@kitt/protocol";
+import { isSafeId, parseServerCommand } from "@kitt/protocol";
 import type { JobInfo as RunnerJobInfo, JobRunner, ModelResolver } from "@kitt/runner";
 import type { ModelStore } from "@kitt/storage";
 
@@ -64,7 +64,17 @@ export function toApiJob(info: RunnerJobInfo): JobInfo {
 /** The local API's view of the JobRunner. */
 export function runnerJobsApi(runner: JobRunner): JobsApi {
   return {
-    submit(command: CommandRequest): SubmitResult {
+    async submit(command: CommandRequest): Promise<SubmitResult> {
+      // Answered on the call, as by the original agent (no job, no report).
+      if (command.type === "stop_container") {
+        const target = (command.payload as Record<string, unknown>).command_id;
+        if (!isSafeId(target)) return { ok: false, status: 400, error: "payload.command_id must name a run_container command" };
+        return runner.stopContainer(target) ? { ok: true, body: { stopped: true } } : { ok: false, status: 404, error: "No active container for this command" };
+      }
+      if (command.type === "check_docker") {
+        const answer = await runner.checkDocker();
+        return { ok: true, body: answer };
+      }
       const parsed = parseServerCommand(command);
       const result = runner.submit(parsed);
       if (result.accepted) return { ok: true };
@@ -90,6 +100,7 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
     logs(commandId) {
       return runner.job(commandId)?.logs;
     },
+    activeContainers: () => runner.activeContainers,
     snapshot() {
       const all = runner.list().map(toApiJob);
       return { running: all.filter((j) => j.state === "running"), queued: all.filter((j) => j.state === "queued") };

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { GpuSampler, detectSystem, registrationFields, type DetectOptions, type GpuSnapshot } from "@kitt/hardware";
 import { HeartbeatLoop, type HeartbeatLoopOptions } from "@kitt/heartbeat";
 import { type AgentConfig, KittServerClient, type RegisterRequest } from "@kitt/protocol";
-import { JobRunner, ServerReporter } from "@kitt/runner";
+import { DockerRuntime, dockerSocketPath, type ContainerRuntime } from "@kitt/containers";
+import { executionPlanner, JobRunner, ServerReporter, sweepContainers } from "@kitt/runner";
 import { ModelStore } from "@kitt/storage";
 
 import { storageResolver, runnerJobsApi } from "./adapters.js";
@@ -46,6 +47,10 @@ export interface StartAgentOptions {
   handleSignals?: boolean;
   /** Called once the agent has stopped (after a signal too). */
   onStopped?: () => void;
+  /** The container engine (default: Docker at DOCKER_HOST from `env`, else /var/run/docker.sock). */
+  containerRuntime?: ContainerRuntime;
+  /** Docker's name of the host architecture (default: this machine's), to pass over images of another. */
+  hostArch?: string;
 }
 
 export interface AgentHandle {
@@ -78,6 +83,25 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       },
     );
   });
+}
+
+/** The engine's socket to hand to KITT containers; none when DOCKER_HOST is not a unix socket (or is malformed). */
+function safeSocketPath(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return dockerSocketPath(env);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The crash sweep: bounded by the runtime's call timeout; an engine that is not there is not an error. */
+async function sweepLeftovers(runtime: ContainerRuntime, agentLabel: string, logger: AgentLogger): Promise<void> {
+  try {
+    const swept = await sweepContainers(runtime, agentLabel, logger.child({ component: "containers" }));
+    if (swept.length > 0) logger.warn(`removed ${swept.length} container(s) left by a previous run`);
+  } catch (err) {
+    logger.debug(`no container sweep: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -148,6 +172,12 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       logger: logger.child({ component: "reporter" }),
     });
     cleanups.push(() => reporter.stop());
+    const runtime = options.containerRuntime ?? new DockerRuntime({ env });
+    cleanups.push(() => runtime.close());
+    // The server's kitt_image wins while it is set; an empty one goes back to agent.yaml's.
+    let kittImage = config.kitt_image;
+    const hostHasGpus = (system?.gpu_count ?? 0) > 0;
+    const containerGpus = () => config.docker_gpus === "all" || (config.docker_gpus === "auto" && hostHasGpus);
     let autoCleanup = config.auto_cleanup;
     let lastGpu: GpuSnapshot = { gpus: [] };
     // Metrics are wired before the runner and the loop exist; they read through these.
@@ -170,6 +200,19 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       workDir: config.state_dir,
       stateDir: config.state_dir,
       benchmarkCommand: config.benchmark_command,
+      planExecution: executionPlanner({
+        mode: () => config.execution,
+        kittImage: () => kittImage,
+        benchmarkCommand: config.benchmark_command,
+        env,
+        runtime,
+        gpus: containerGpus,
+        agentLabel: config.name,
+        dockerSocket: safeSocketPath(env),
+        ...(options.hostArch !== undefined ? { hostArch: options.hostArch } : {}),
+        logger: logger.child({ component: "runner" }),
+      }),
+      containers: { runtime, agentLabel: config.name, gpusAllowed: containerGpus },
       env,
       maxQueued: config.max_queued_jobs,
       killGraceMs: config.cancel_grace_s * 1000,
@@ -178,6 +221,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     });
 
     refs.runner = runner;
+    // Containers a dead run of this agent left go first (they may hold the GPU), then their jobs are reported.
+    await sweepLeftovers(runtime, config.name, logger);
     // Jobs a crash (SIGKILL, power cut) left unreported are reported failed, once.
     await runner.recoverInterrupted(RESTART_REASON);
     const sampler = new GpuSampler(options.detect?.nvml !== undefined ? { nvml: options.detect.nvml } : {});
@@ -266,6 +311,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       onSettings: (settings, problems) => {
         for (const p of problems) logger.warn(`server settings: ${p}`);
         if (settings.auto_cleanup !== undefined) autoCleanup = settings.auto_cleanup;
+        const image = settings.kitt_image ?? config.kitt_image;
+        if (image !== kittImage) logger.info(`KITT image is now ${image === "" ? "kitt:latest (default)" : image}`);
+        kittImage = image;
         // The server sends its default storage dir until an admin changes it; that default
         // must not move models off the disk the operator chose at init (e.g. onto /).
         const storageDir = settings.model_storage_dir === SERVER_DEFAULT_STORAGE_DIR ? undefined : settings.model_storage_dir;
@@ -319,9 +367,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       const onSignal = (sig: NodeJS.Signals) => {
         if (signalled) {
           logger.warn(`second ${sig}: killing the running benchmark and exiting now`);
-          runner.killAllNow();
-          logger.flush();
-          process.exit(1);
+          // Host process groups die synchronously; containers through the engine, given at most 3 s.
+          const exit = () => {
+            logger.flush();
+            process.exit(1);
+          };
+          setTimeout(exit, 3_000).unref();
+          void runner.killAllNow().then(exit, exit);
+          return;
         }
         signalled = true;
         void stop(`${SHUTDOWN_REASON} (${sig})`);

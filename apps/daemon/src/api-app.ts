@@ -110,6 +110,10 @@ export function createApiApp(deps: ApiDeps): express.Express {
       bodyError(res, result.status, result.error);
       return;
     }
+    if (result.body !== undefined) {
+      res.status(200).json(result.body);
+      return;
+    }
     res.status(202).json({ accepted: true, command_id: cmd.command_id });
   });
 
@@ -138,7 +142,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
     res.json({
       name: deps.name,
       running: jobs.running.length > 0,
-      active_containers: 0,
+      active_containers: deps.jobs.activeContainers?.() ?? 0,
       active_streams: activeStreams,
       storage,
       jobs,

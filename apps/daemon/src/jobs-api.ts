@@ -22,7 +22,8 @@ export interface JobEnd {
   resultData?: Record<string, unknown>;
 }
 
-export type SubmitResult = { ok: true } | { ok: false; status: number; error: string };
+/** `body`: a command answered at once (stop_container, check_docker) is answered with it, 200. */
+export type SubmitResult = { ok: true; body?: Record<string, unknown> } | { ok: false; status: number; error: string };
 
 export interface JobsApi {
   submit(command: CommandRequest): SubmitResult | Promise<SubmitResult>;
@@ -33,4 +34,6 @@ export interface JobsApi {
   findByTestId?(testId: string): JobInfo | undefined;
   logs(commandId: string): LogStream<JobEnd> | undefined;
   snapshot(): { running: JobInfo[]; queued: JobInfo[] };
+  /** Containers running for jobs now. */
+  activeContainers?(): number;
 }

@@ -17,6 +17,8 @@ import {
 } from "@kitt/protocol";
 
 /** Free-form names (engine mode, benchmark, profile): letters, digits, `.`, `_`, `-`. */
+import { checkRunContainer, checkStopContainer, CommandRefused, type ContainerCommandSpec } from "./container-command.js";
+
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_MODEL_PATH = 4096;
 
@@ -40,7 +42,7 @@ export interface CleanupSpec {
   modelPath: string | undefined;
 }
 
-export type JobSpec = RunTestSpec | CleanupSpec;
+export type JobSpec = RunTestSpec | CleanupSpec | ContainerCommandSpec;
 
 export type CheckedCommand = { ok: true; spec: JobSpec } | { ok: false; error: string };
 
@@ -103,7 +105,13 @@ export function checkCommand(command: ServerCommand): CheckedCommand {
     if (command.kind === "invalid") return { ok: false, error: command.error };
     const commandId = safeId("command_id", command.command_id);
     const testId = safeId("test_id", command.test_id);
-    if (command.kind === "unknown") return { ok: false, error: `unsupported command type: ${command.type}` };
+    if (command.kind === "unknown") {
+      const payload = command.payload !== null && typeof command.payload === "object" && !Array.isArray(command.payload) ? command.payload : {};
+      if (command.type === "run_container") return { ok: true, spec: checkRunContainer(commandId, testId, payload) };
+      if (command.type === "stop_container") return { ok: true, spec: checkStopContainer(commandId, testId, payload) };
+      if (command.type === "check_docker") return { ok: true, spec: { kind: "check_docker", commandId, testId } };
+      return { ok: false, error: `unsupported command type: ${command.type}` };
+    }
     const payload = payloadOf(command);
     if (command.kind === "cleanup_storage") {
       const modelPath = payload.model_path === CLEANUP_ALL ? undefined : checkModelPath(payload.model_path);
@@ -124,7 +132,7 @@ export function checkCommand(command: ServerCommand): CheckedCommand {
       },
     };
   } catch (err) {
-    if (err instanceof Refused) return { ok: false, error: `invalid ${describeType(command)} command: ${err.message}` };
+    if (err instanceof Refused || err instanceof CommandRefused) return { ok: false, error: `invalid ${describeType(command)} command: ${err.message}` };
     throw err;
   }
 }

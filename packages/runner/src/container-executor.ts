@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { isAbsolute } from "node:path";
 
-import { type BindMount, type ContainerRuntime, ContainerRuntimeError, type OutputStream } from "@kitt/containers";
+import { type BindMount, type ContainerRuntime, ContainerRuntimeError, type ContainerSpec, type OutputStream } from "@kitt/containers";
 import { silentLogger, type Logger } from "@kitt/protocol";
 
 import { ProcessStartError, type ProcessOutcome, type StopReason } from "./benchmark-process.js";
@@ -81,7 +81,7 @@ export class ContainerExecutor implements Executor {
     const mounts: BindMount[] = [{ source: req.outputDir, target: req.outputDir, readOnly: false }];
     if (isAbsolute(req.modelPath)) mounts.push({ source: req.modelPath, target: req.modelPath, readOnly: true });
     if (this.opts.dockerSocket !== undefined) mounts.push({ source: this.opts.dockerSocket, target: CONTAINER_DOCKER_SOCKET, readOnly: false });
-    const spec = {
+    const spec: ContainerSpec = {
       name: benchmarkContainerName(req.commandId),
       image: this.opts.image,
       entrypoint: [this.opts.entrypoint ?? "kitt"],
@@ -93,27 +93,49 @@ export class ContainerExecutor implements Executor {
       gpus: this.opts.gpus,
       workingDir: req.outputDir,
     };
-    let id: string;
-    try {
-      id = await rt.createContainer(spec);
-    } catch (err) {
-      // 409: the name is taken (another job whose id starts alike): a unique suffix.
-      if (!(err instanceof ContainerRuntimeError && err.statusCode === 409)) throw new ProcessStartError(`docker run ${this.opts.image}`, errorText(err), err);
-      spec.name = `${spec.name}-${randomBytes(3).toString("hex")}`;
-      try {
-        id = await rt.createContainer(spec);
-      } catch (err2) {
-        throw new ProcessStartError(`docker run ${this.opts.image}`, errorText(err2), err2);
-      }
-    }
-    try {
-      await rt.startContainer(id);
-    } catch (err) {
-      await rt.removeContainer(id, { force: true }).catch(() => {});
-      throw new ProcessStartError(`docker run ${this.opts.image}`, errorText(err), err);
-    }
-    return new ContainerExecution(rt, id, spec.name, req, this.logger);
+    const { execution } = await launchContainer(rt, spec, req, this.logger, { uniqueName: true });
+    return execution;
   }
+}
+
+/** How a launched container's output and stop are handled. */
+export type ContainerIo = Pick<ExecutionRequest, "onLine" | "killGraceMs" | "timeoutMs" | "maxLineChars">;
+
+/**
+ * Creates and starts a container and follows it: output line by line, the
+ * exit, the removal. `uniqueName`: a taken name gets a random suffix instead
+ * of failing. Rejects with ProcessStartError when it cannot start (nothing
+ * is left behind).
+ */
+export async function launchContainer(
+  rt: ContainerRuntime,
+  spec: ContainerSpec,
+  io: ContainerIo,
+  logger: Logger,
+  options: { uniqueName?: boolean } = {},
+): Promise<{ id: string; name: string; execution: Execution }> {
+  const what = `docker run ${spec.image}`;
+  let id: string;
+  let name = spec.name;
+  try {
+    id = await rt.createContainer(spec);
+  } catch (err) {
+    // 409: the name is taken (another job whose id starts alike).
+    if (!(options.uniqueName === true && err instanceof ContainerRuntimeError && err.statusCode === 409)) throw new ProcessStartError(what, errorText(err), err);
+    name = `${spec.name}-${randomBytes(3).toString("hex")}`;
+    try {
+      id = await rt.createContainer({ ...spec, name });
+    } catch (err2) {
+      throw new ProcessStartError(what, errorText(err2), err2);
+    }
+  }
+  try {
+    await rt.startContainer(id);
+  } catch (err) {
+    await rt.removeContainer(id, { force: true }).catch(() => {});
+    throw new ProcessStartError(what, errorText(err), err);
+  }
+  return { id, name, execution: new ContainerExecution(rt, id, name, io, logger) };
 }
 
 class ContainerExecution implements Execution {
@@ -129,7 +151,7 @@ class ContainerExecution implements Execution {
     private readonly rt: ContainerRuntime,
     private readonly id: string,
     name: string,
-    private readonly req: ExecutionRequest,
+    private readonly req: ContainerIo,
     private readonly logger: Logger,
   ) {
     this.where = `container ${name} (${id.slice(0, 12)})`;

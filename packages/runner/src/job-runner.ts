@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { silentLogger, type Logger, type ResultReport, type ServerCommand, type StatusUpdate } from "@kitt/protocol";
 
 import { DEFAULT_KILL_GRACE_MS } from "./benchmark-process.js";
-import { checkCommand } from "./command-validation.js";
+import { checkCommand, type JobSpec } from "./command-validation.js";
 import { errorText, Job } from "./job.js";
 import { JobJournal } from "./job-journal.js";
 import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
@@ -12,6 +12,8 @@ import { DEFAULT_RING_LINES } from "./log-stream.js";
 import { runCleanupJob } from "./run-cleanup.js";
 import { runTestJob, type RunContext } from "./run-test.js";
 import { executionPlanner, type PlanExecution } from "./execution-planner.js";
+import type { ContainerRuntime } from "@kitt/containers";
+import { runContainerJob, STOPPED_BY_REQUEST } from "./run-container.js";
 
 export const CANCELLED_BY_USER = "Cancelled by user";
 export const AGENT_RESTARTED = "Agent restarted during the job";
@@ -35,6 +37,17 @@ export interface JobRunnerOptions {
    * CLI `benchmarkCommand` only.
    */
   planExecution?: PlanExecution;
+  /**
+   * The container engine, for run_container / stop_container / check_docker
+   * (none: those fail with "Docker is not available").
+   */
+  containers?: {
+    runtime: ContainerRuntime | undefined;
+    /** `kitt.agent` label of the containers started. */
+    agentLabel: string;
+    /** Whether a container asking for GPUs gets them. */
+    gpusAllowed: () => boolean;
+  };
   /** Environment of the benchmark, and the PATH it is looked up on (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Jobs run at the same time (default 1: GPUs are shared). */
@@ -68,6 +81,8 @@ export class JobRunner {
   private readonly now: () => number;
   private readonly queue: Job[] = [];
   private readonly running = new Set<Job>();
+  /** Jobs that never wait in the queue: service containers and the container queries. */
+  private readonly immediate = new Set<Job>();
   /** Every job still known, by command id (unfinished ones and the last finished ones). */
   private readonly jobs = new Map<string, Job>();
   private readonly finishedOrder: string[] = [];
@@ -138,23 +153,14 @@ export class JobRunner {
       return { accepted: false, error: `command ${spec.commandId} was already received`, reported: false };
     }
     if (!this.accepting) return this.refuse(command, "Agent shutting down");
+    if (IMMEDIATE_KINDS.has(spec.kind)) return this.startImmediate(spec);
     const waiting = this.queue.length;
     const maxQueued = this.opts.maxQueued ?? 16;
     const mustWait = this.running.size >= (this.opts.maxConcurrent ?? 1);
     if (mustWait && waiting >= maxQueued) return this.refuse(command, `job queue is full (${waiting} jobs waiting)`);
     const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
     this.jobs.set(spec.commandId, job);
-    if (this.journal !== undefined) {
-      const record = { commandId: spec.commandId, testId: spec.testId, type: spec.kind, acceptedAt: job.queuedAt };
-      const journal = this.journal;
-      this.journaled.set(
-        job,
-        journal
-          .init()
-          .then(() => journal.add(record))
-          .catch((err: unknown) => this.logger.warn(`cannot journal job ${spec.commandId}: ${errorText(err)}`)),
-      );
-    }
+    this.journalJob(job);
     this.queue.push(job);
     if (mustWait) job.log(`Queued behind ${this.running.size + waiting} job(s)`);
     this.pump();
@@ -173,7 +179,7 @@ export class JobRunner {
     if (queued !== -1) {
       this.queue.splice(queued, 1);
       job.cancelReason = reason;
-      void this.finish(job, { status: "failed", error: reason }, false);
+      void this.finish(job, { status: "failed", error: reason }, "queue");
       return true;
     }
     job.log(`Cancel requested: ${reason}`);
@@ -191,7 +197,47 @@ export class JobRunner {
   }
 
   get busy(): boolean {
-    return this.running.size > 0 || this.queue.length > 0;
+    return this.running.size > 0 || this.queue.length > 0 || this.immediate.size > 0;
+  }
+
+  /** Containers running for jobs now (benchmarks in the KITT image and service containers). */
+  get activeContainers(): number {
+    let n = 0;
+    for (const job of [...this.running, ...this.immediate]) if (job.execution?.where.startsWith("container") === true) n++;
+    return n;
+  }
+
+  /**
+   * stop_container: stops the container of a running run_container job
+   * (grace, then kill), which then ends `completed`. False when no such
+   * container runs.
+   */
+  stopContainer(runContainerCommandId: string): boolean {
+    const job = this.jobs.get(runContainerCommandId);
+    if (job === undefined || job.finished || job.spec.kind !== "run_container" || job.containerId === undefined) return false;
+    job.log("stop_container: stopping the container");
+    job.requestCancel(STOPPED_BY_REQUEST);
+    return true;
+  }
+
+  /** check_docker: whether the container engine answers (bounded). */
+  async checkDocker(timeoutMs = 10_000): Promise<{ available: boolean; error?: string }> {
+    const rt = this.opts.containers?.runtime;
+    if (rt === undefined) return { available: false, error: "no container engine configured" };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        rt.info(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return { available: true };
+    } catch (err) {
+      return { available: false, error: errorText(err) };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get runningCount(): number {
@@ -212,7 +258,7 @@ export class JobRunner {
   async shutdown(reason = "Agent shutting down"): Promise<void> {
     this.accepting = false;
     for (const job of [...this.queue]) this.cancel(job.commandId, reason);
-    for (const job of [...this.running]) this.cancel(job.commandId, reason);
+    for (const job of [...this.running, ...this.immediate]) this.cancel(job.commandId, reason);
     await this.whenIdle();
   }
 
@@ -224,7 +270,7 @@ export class JobRunner {
    */
   killAllNow(): Promise<void> {
     const kills: Promise<void>[] = [];
-    for (const job of this.running) if (job.execution !== undefined) kills.push(job.execution.killNow());
+    for (const job of [...this.running, ...this.immediate]) if (job.execution !== undefined) kills.push(job.execution.killNow());
     return Promise.all(kills).then(() => {});
   }
 
@@ -266,35 +312,88 @@ export class JobRunner {
     if (!this.busy) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  private async execute(job: Job): Promise<void> {
+  private startImmediate(spec: JobSpec): SubmitResult {
+    const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
+    this.jobs.set(spec.commandId, job);
+    this.journalJob(job);
+    this.immediate.add(job);
+    void this.execute(job, true);
+    return { accepted: true, job: job.info() };
+  }
+
+  private async runJob(job: Job): Promise<JobOutcome> {
+    const spec = job.spec;
+    switch (spec.kind) {
+      case "run_test":
+        return runTestJob(job, spec, this.ctx);
+      case "cleanup_storage":
+        return runCleanupJob(job, spec, this.opts.resolver, this.running, (path, except) => this.modelInUse(path, except));
+      case "run_container": {
+        const c = this.opts.containers;
+        return runContainerJob(job, spec, {
+          runtime: c?.runtime,
+          agentLabel: c?.agentLabel ?? "kitt-agent",
+          gpusAllowed: c?.gpusAllowed ?? (() => false),
+          killGraceMs: this.ctx.killGraceMs,
+          maxLineChars: this.ctx.maxLineChars,
+          logger: this.logger,
+        });
+      }
+      case "stop_container":
+        return this.stopContainer(spec.target)
+          ? { status: "completed", resultData: { stopped: true } }
+          : { status: "failed", error: "No active container for this command" };
+      case "check_docker": {
+        const answer = await this.checkDocker();
+        return { status: "completed", resultData: answer };
+      }
+    }
+  }
+
+  private async execute(job: Job, immediate = false): Promise<void> {
     job.state = "running";
     job.startedAt = this.now();
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }));
     let outcome: JobOutcome;
     try {
-      outcome = job.spec.kind === "run_test" ? await runTestJob(job, job.spec, this.ctx) : await runCleanupJob(job, job.spec, this.opts.resolver, this.running, (path, except) => this.modelInUse(path, except));
+      outcome = await this.runJob(job);
     } catch (err) {
       // A bug, not an outcome the code foresaw: the job still ends, and says why.
       this.logger.error(`job ${job.commandId} crashed: ${errorText(err)}`);
       outcome = { status: "failed", error: `internal error: ${errorText(err)}` };
     }
-    await this.finish(job, outcome, true);
+    await this.finish(job, outcome, immediate ? "immediate" : "running");
   }
 
   /** Result, then exactly one terminal status; then the log stream ends. */
-  private async finish(job: Job, outcome: JobOutcome, started: boolean): Promise<void> {
+  private async finish(job: Job, outcome: JobOutcome, lane: "running" | "immediate" | "queue"): Promise<void> {
     job.state = outcome.status;
     job.outcome = outcome;
     job.endedAt = this.now();
     job.log(outcome.status === "completed" ? "Job completed" : `Job failed: ${outcome.error ?? ""}`);
     const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
-    await this.report(job.testId, () => this.opts.reporter.result(job.testId, resultOf(job.commandId, outcome)));
+    await this.report(job.testId, () => this.opts.reporter.result(job.testId, resultOf(job.commandId, outcome, job.containerId)));
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, update));
     job.logs.end(outcome);
     await this.unjournal(job);
-    if (started) this.running.delete(job);
+    if (lane === "running") this.running.delete(job);
+    if (lane === "immediate") this.immediate.delete(job);
     this.remember(job);
     this.pump();
+  }
+
+  private journalJob(job: Job): void {
+    if (this.journal === undefined) return;
+    const spec = job.spec;
+    const record = { commandId: spec.commandId, testId: spec.testId, type: spec.kind, acceptedAt: job.queuedAt };
+    const journal = this.journal;
+    this.journaled.set(
+      job,
+      journal
+        .init()
+        .then(() => journal.add(record))
+        .catch((err: unknown) => this.logger.warn(`cannot journal job ${spec.commandId}: ${errorText(err)}`)),
+    );
   }
 
   private async unjournal(job: Job): Promise<void> {
@@ -320,8 +419,11 @@ export class JobRunner {
   }
 }
 
-function resultOf(commandId: string, outcome: JobOutcome): ResultReport {
-  const report: ResultReport = { command_id: commandId, status: outcome.status, container_id: "", error: outcome.error ?? "" };
+/** Never wait in the queue: a service container runs beside benchmarks; queries answer at once. */
+const IMMEDIATE_KINDS = new Set<JobSpec["kind"]>(["run_container", "stop_container", "check_docker"]);
+
+function resultOf(commandId: string, outcome: JobOutcome, containerId = ""): ResultReport {
+  const report: ResultReport = { command_id: commandId, status: outcome.status, container_id: containerId, error: outcome.error ?? "" };
   if (outcome.resultData !== undefined) report.result_data = outcome.resultData;
   return report;
 }

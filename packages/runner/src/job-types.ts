@@ -74,4 +74,6 @@ export interface JobInfo {
   outcome: JobOutcome | undefined;
   /** Lines logged so far (also the seq of the last one). */
   lines: number;
+  /** The container of a run_container job, once started. */
+  containerId?: string;
 }

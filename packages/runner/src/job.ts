@@ -21,6 +21,8 @@ export class Job {
   cancelReason: string | undefined;
   /** The running benchmark (host process or container), while it runs. */
   execution: Execution | undefined;
+  /** A run_container job's container (first 12 characters of its id), once started. */
+  containerId: string | undefined;
   readonly abort = new AbortController();
   private readonly reporter: Reporter;
   private readonly logger: Logger;
@@ -69,12 +71,13 @@ export class Job {
       testId: this.testId,
       type: this.spec.kind,
       state: this.state,
-      modelPath: this.spec.modelPath,
+      modelPath: "modelPath" in this.spec ? this.spec.modelPath : undefined,
       queuedAt: this.queuedAt,
       startedAt: this.startedAt,
       endedAt: this.endedAt,
       outcome: this.outcome,
       lines: this.logs.lastSeq,
+      ...(this.containerId !== undefined ? { containerId: this.containerId } : {}),
     };
   }
 }
