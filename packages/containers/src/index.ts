@@ -4,3 +4,4 @@ export { DockerRuntime, type DockerRuntimeOptions } from "./docker-runtime.js";
 export { Demuxer } from "./demux.js";
 export { dockerArch } from "./arch.js";
 export * from "./image-choice.js";
+export * from "./capabilities.js";
