@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,18 +7,13 @@ import { afterEach, expect, it } from "vitest";
 
 import { RESTART_REASON } from "./agent.js";
 import { AGENT, MODEL, closeWorld, makeWorld, type World } from "./test-agent.js";
+import { killProcessTree, spawnAgent as spawnChild } from "./test-spawn.js";
 
 const tempDir = useTempDir(afterEach);
 const worlds: World[] = [];
 const pids: number[] = [];
 afterEach(async () => {
-  for (const pid of pids.splice(0)) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pid of pids.splice(0)) killProcessTree(pid);
   await Promise.all(worlds.splice(0).map(closeWorld));
 });
 
@@ -48,32 +42,13 @@ async function killAllMentioning(marker: string): Promise<number> {
   return n;
 }
 
-const DIST = new URL("../dist/index.js", import.meta.url).pathname;
-
-/** Runs the built daemon in a child process, exactly as `kitt-agent start` would. */
 function spawnAgent(configPath: string) {
-  const script = `
-    import { readFileSync } from "node:fs";
-    import { startAgent } from ${JSON.stringify(DIST)};
-    import { sleep } from "@kitt/protocol";
-    const config = JSON.parse(readFileSync(${JSON.stringify(configPath)}, "utf8"));
-    const agent = await startAgent(config, { detect: { nvml: false }, handleSignals: true,
-      heartbeat: { sleep: (ms, signal) => sleep(Math.min(ms, 30), signal) } });
-    console.log("READY " + agent.url);
-    await agent.done;
-  `;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-    cwd: new URL("..", import.meta.url).pathname,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
+  const child = spawnChild(configPath);
   if (child.pid !== undefined) pids.push(child.pid);
-  child.stderr.on("data", () => {});
   return child;
 }
 
 it("an agent SIGKILLed mid-job: the restarted agent reports the job failed once, reuses no partial model, drains the outbox", async () => {
-  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
   const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 3 });
   worlds.push(w);
   const configPath = join(w.dir, "config.json");
@@ -115,7 +90,6 @@ it("an agent SIGKILLed mid-job: the restarted agent reports the job failed once,
 });
 
 it("a second signal kills a benchmark that ignores SIGTERM, and the agent exits at once", async () => {
-  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
   const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1, ignoreSigterm: true, grandchild: true }, { cancel_grace_s: 60 });
   worlds.push(w);
   const configPath = join(w.dir, "config.json");
@@ -143,7 +117,6 @@ it("a second signal kills a benchmark that ignores SIGTERM, and the agent exits 
 });
 
 it("the first SIGTERM stops gracefully: the running job is reported failed, the pid file goes, exit 0", async () => {
-  if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
   const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1, grandchild: true });
   worlds.push(w);
   const configPath = join(w.dir, "config.json");

@@ -26,17 +26,18 @@ export async function makeWorld(
   dir: string,
   bench: FakeBenchmarkOptions = {},
   configPatch: Partial<AgentConfig> = {},
-  options: { serverSettings?: boolean } = {},
+  options: { serverSettings?: boolean; name?: string } = {},
 ): Promise<World> {
-  const server = await startFakeKittServer({ agents: [{ name: AGENT, token: TOKEN }] });
+  const name = options.name ?? AGENT;
+  const server = await startFakeKittServer({ agents: [{ name, token: TOKEN }] });
   await writeFakeModel(join(dir, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
   const benchmark = await writeFakeBenchmark(join(dir, "bin"), bench);
   await mkdir(join(dir, "state"), { recursive: true });
   const config: AgentConfig = {
-    ...defaultConfig({ homedir: join(dir, "home"), hostname: AGENT }),
+    ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
     server_url: server.url,
     token: TOKEN,
-    name: AGENT,
+    name,
     host: "127.0.0.1",
     port: 0,
     model_storage_dir: join(dir, "models"),
@@ -51,7 +52,7 @@ export async function makeWorld(
   };
   // The server's settings win over agent.yaml (as with the real server), and
   // its defaults name ~/.kitt/models: point them at this test's directories.
-  if (options.serverSettings !== false) server.setSettings(AGENT, {
+  if (options.serverSettings !== false) server.setSettings(name, {
     model_storage_dir: config.model_storage_dir,
     model_share_mount: config.model_share_mount,
     model_share_source: config.model_share_source,
