@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { GpuSampler, detectSystem, registrationFields, type DetectOptions, type GpuSnapshot } from "@kitt/hardware";
 import { HeartbeatLoop, type HeartbeatLoopOptions } from "@kitt/heartbeat";
 import { type AgentConfig, KittServerClient, type RegisterRequest } from "@kitt/protocol";
-import { DockerRuntime, dockerSocketPath, type ContainerRuntime } from "@kitt/containers";
+import { detectCapabilities, DockerRuntime, dockerSocketPath, type ContainerRuntime } from "@kitt/containers";
 import { executionPlanner, JobRunner, ServerReporter, sweepContainers } from "@kitt/runner";
 import { ModelStore } from "@kitt/storage";
 
@@ -174,6 +174,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     cleanups.push(() => reporter.stop());
     const runtime = options.containerRuntime ?? new DockerRuntime({ env });
     cleanups.push(() => runtime.close());
+    // Engines whose Docker image is here already (the server shows them per agent).
+    const caps = await detectCapabilities(runtime);
+    registration.capabilities = caps.capabilities;
+    if (caps.error !== undefined) logger.info(`no Docker capabilities: ${caps.error}`);
+    else if (caps.capabilities.length > 0) logger.info(`capabilities: ${caps.capabilities.join(", ")}`);
     // The server's kitt_image wins while it is set; an empty one goes back to agent.yaml's.
     let kittImage = config.kitt_image;
     const hostHasGpus = (system?.gpu_count ?? 0) > 0;
