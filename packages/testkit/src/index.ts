@@ -23,3 +23,20 @@ export { makeTempDir, useTempDir } from "./temp-dir.js";
 export type { TempDir } from "./temp-dir.js";
 export { writeFakeBenchmark, writeFakeModel } from "./fake-benchmark.js";
 export type { FakeBenchmarkOptions, FakeModelOptions } from "./fake-benchmark.js";
+export {
+  dockerAvailable,
+  dockerOk,
+  dockerSuite,
+  removeTestContainers,
+  runDocker,
+  TEST_CONTAINER_LABELS,
+} from "./docker-engine.js";
+export type { DockerAvailability, DockerRunResult, DockerSuiteOptions, RunDockerOptions } from "./docker-engine.js";
+export {
+  buildKittTestImage,
+  FAKE_KITT_ENV_FILE,
+  hostDockerArch,
+  KITT_TEST_IMAGE_SCRIPT,
+  writeFakeKittBehaviour,
+} from "./docker-image.js";
+export type { FakeKittBehaviour, KittTestImageOptions } from "./docker-image.js";
