@@ -137,9 +137,13 @@ describe("start / status / test stop / logs / stop against the real daemon", () 
 
   it("start --preflight refuses to start when a required check fails", async () => {
     const { env, home } = await world();
-    const r = await runCli(["start", "--preflight"], { ...env, PATH: "/usr/bin:/bin" });
+    // Docker is absent for this child whatever this machine has: DOCKER_HOST names a socket that does not
+    // exist (the checks ask the engine there), and PATH holds no docker, nvidia-smi or NVIDIA toolkit.
+    const bin = join(home, "empty-bin");
+    await mkdir(bin, { recursive: true });
+    const r = await runCli(["start", "--preflight"], { ...env, PATH: bin, DOCKER_HOST: "unix:///nonexistent/kitt-agent-test/docker.sock" });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^Docker available +yes +FAIL/m);
+    expect(r.stderr).toMatch(/^Docker available +yes +FAIL +Docker is not available at unix:\/\/\/nonexistent\/kitt-agent-test\/docker\.sock: no socket/m);
     expect(r.stderr).toMatch(/Error: preflight failed: not starting \(see the checks above\)\n$/);
     expect(existsSync(join(home, ".kitt", "agent.pid"))).toBe(false);
   });

@@ -1,12 +1,11 @@
 import { mkdir, statfs } from "node:fs/promises";
 import net from "node:net";
 import { openNvml, type NvmlAccess } from "./gpu-detect.js";
-import { hostPath, runOnHost, type HostProbe } from "./host.js";
+import { hostPath, type HostProbe } from "./host.js";
 import { querySmi } from "./nvidia-smi.js";
 import { versionAtLeast } from "./node-version.js";
 import type { CheckOutcome } from "./preflight-types.js";
-import { firstLine, succeeded } from "./run-command.js";
-import { formatDuration, GIB } from "./units.js";
+import { GIB } from "./units.js";
 import { findOnPath } from "./which.js";
 
 export const MIN_NODE_VERSION = "22.13";
@@ -15,38 +14,6 @@ export function checkNode(version: string): CheckOutcome {
   return versionAtLeast(version, MIN_NODE_VERSION)
     ? { ok: true, detail: `v${version.replace(/^v/, "")}` }
     : { ok: false, detail: `found ${version}, need >= ${MIN_NODE_VERSION}` };
-}
-
-export async function checkDocker(host: HostProbe, timeoutMs: number): Promise<CheckOutcome> {
-  const result = await runOnHost(host, "docker", ["info", "--format", "{{.ServerVersion}}"], timeoutMs);
-  if (succeeded(result)) {
-    const version = firstLine(result.stdout);
-    return { ok: true, detail: version === "" ? "the Docker daemon answers" : `Docker server ${version}` };
-  }
-  if (result.failure === "not-found") return { ok: false, detail: "docker not found on PATH (install Docker)" };
-  const detail = result.message ?? "docker info failed";
-  // The usual cause on a fresh host: the user is not in the docker group.
-  const hint = /permission denied/i.test(detail) ? " (add the user to the docker group)" : "";
-  return { ok: false, detail: `${detail}${hint}` };
-}
-
-export async function checkDockerGpu(
-  host: HostProbe,
-  image: string,
-  timeoutMs: number,
-  docker: Promise<CheckOutcome>,
-): Promise<CheckOutcome> {
-  if (!(await docker).ok) return { ok: false, detail: "not run: Docker is not available" };
-  const result = await runOnHost(host, "docker", ["run", "--rm", "--gpus", "all", image, "nvidia-smi"], timeoutMs);
-  if (succeeded(result)) return { ok: true, detail: `GPUs visible inside containers (${image})` };
-  if (result.failure === "timeout") {
-    return { ok: false, detail: `no result within ${formatDuration(timeoutMs)} (pulling ${image}?)` };
-  }
-  const detail = result.message ?? "docker run failed";
-  const hint = /could not select device driver|nvidia-container|unknown flag: --gpus/i.test(detail)
-    ? " (install nvidia-container-toolkit and restart Docker)"
-    : "";
-  return { ok: false, detail: `${detail}${hint}` };
 }
 
 export async function checkNvidiaDriver(host: HostProbe, access: NvmlAccess, timeoutMs: number): Promise<CheckOutcome> {

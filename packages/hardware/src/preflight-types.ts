@@ -1,3 +1,5 @@
+import type { ContainerRuntime } from "@kitt/containers";
+
 import type { NvmlAccess } from "./gpu-detect.js";
 import type { HostProbe } from "./host.js";
 
@@ -10,6 +12,7 @@ export type PreflightCheckId =
   | "disk"
   | "server"
   | "port"
+  | "kitt-image"
   | "benchmark-cli";
 
 export type CheckStatus = "pass" | "warn" | "fail";
@@ -53,13 +56,25 @@ export interface PreflightOptions {
   minFreeDiskGb?: number;
   /** The benchmark executable (name on PATH or path). Default "kitt". */
   benchmarkCommand?: string;
-  /** Image for the Docker GPU check. Default nvidia/cuda:12.4.1-base-ubuntu22.04. */
+  /** Image for the Docker GPU check (pulled when missing). Default nvidia/cuda:12.4.1-base-ubuntu22.04. */
   dockerImage?: string;
+  /**
+   * agent.yaml's (or the server's) `kitt_image`: the KITT image check reports
+   * which image a benchmark would run in, this one or kitt:latest. Empty or
+   * absent means kitt:latest only.
+   */
+  kittImage?: string;
+  /**
+   * The Docker engine the Docker checks ask. Default: a DockerRuntime for
+   * `host.env`'s DOCKER_HOST (else /var/run/docker.sock); the endpoint shown
+   * and whether the engine is local are read from that same DOCKER_HOST.
+   */
+  containerRuntime?: ContainerRuntime;
   /** Version to judge, "22.13.0". Default: this process's. */
   nodeVersion?: string;
   /** Home directory for "~" in modelDir. Default: HOME of the host env, else the OS's. */
   homeDir?: string;
-  /** Environment (its PATH finds docker, nvidia-smi, mount.nfs, the benchmark CLI) and command runner. */
+  /** Environment (DOCKER_HOST; PATH finds nvidia-smi, the NVIDIA container toolkit, mount.nfs, the benchmark CLI) and command runner. */
   host?: HostProbe;
   /** NVML library options, or false to go straight to nvidia-smi. */
   nvml?: NvmlAccess;

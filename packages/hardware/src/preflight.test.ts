@@ -7,6 +7,7 @@ import { fakeNvmlEnv } from "@kitt/testkit/nvml";
 import { afterEach, describe, expect, it } from "vitest";
 import { runPreflight } from "./preflight.js";
 import type { PreflightOptions, PreflightResult } from "./preflight-types.js";
+import { startFakeDockerEngine, type FakeEngine, type FakeEngineOptions } from "./test-docker.js";
 import { fakeCommandCalls, makeFakeMachine, type FakeCommand, type FakeMachine } from "./test-host.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -14,10 +15,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function machine(commands: Record<string, FakeCommand> = {}): Promise<FakeMachine> {
-  const m = await makeFakeMachine({ commands });
+/** Docker is absent unless a test brings an engine: DOCKER_HOST names a socket that does not exist. */
+const NO_DOCKER = "unix:///nonexistent/kitt-test/docker.sock";
+
+async function machine(commands: Record<string, FakeCommand> = {}, dockerHost = NO_DOCKER): Promise<FakeMachine> {
+  const m = await makeFakeMachine({ commands, env: { DOCKER_HOST: dockerHost } });
   cleanups.push(() => m.cleanup());
   return m;
+}
+
+async function engine(options: FakeEngineOptions): Promise<FakeEngine> {
+  const e = await startFakeDockerEngine(options);
+  cleanups.push(() => e.close());
+  return e;
 }
 
 async function kitt(): Promise<FakeKittServer> {
@@ -44,13 +54,12 @@ async function busyPort(): Promise<number> {
 }
 
 const NO_NVML = { libraryPath: "/nonexistent/libnvidia-ml.so.1" };
-const SMI_TABLE = "| NVIDIA-SMI 570.86.15   Driver Version: 570.86.15   CUDA Version: 12.8 |\n";
-const WORKING_DOCKER: FakeCommand = {
-  byArgs: [
-    { match: "info", stdout: "27.3.1\n" },
-    { match: "run --rm --gpus all", stdout: SMI_TABLE },
-  ],
-  exitCode: 64,
+const CUDA = "nvidia/cuda:12.4.1-base-ubuntu22.04";
+/** A host ready for GPU containers: the nvidia runtime, the probe image and kitt:latest present. */
+const READY_ENGINE: FakeEngineOptions = {
+  runtimes: ["runc", "nvidia"],
+  images: { [CUDA]: {}, "kitt:latest": { id: "sha256:abcdef0123456789abcdef" } },
+  containerOutput: "GPU 0: NVIDIA H200 (UUID: GPU-0)\nGPU 1: NVIDIA H200 (UUID: GPU-1)\n",
 };
 const WORKING_SMI: FakeCommand = { stdout: "570.86.15, NVIDIA H200\n570.86.15, NVIDIA H200\n" };
 
@@ -60,7 +69,8 @@ function byId(result: PreflightResult): Record<string, { status: string; require
 
 describe("runPreflight", () => {
   it("passes every check on a ready host", async () => {
-    const m = await machine({ docker: WORKING_DOCKER, "nvidia-smi": WORKING_SMI, "mount.nfs": {}, kitt: {} });
+    const docker = await engine(READY_ENGINE);
+    const m = await machine({ "nvidia-smi": WORKING_SMI, "mount.nfs": {}, kitt: {} }, docker.dockerHost);
     const server = await kitt();
     const port = await freePort();
     const modelDir = join(m.root, "data", "models");
@@ -83,13 +93,15 @@ describe("runPreflight", () => {
       ["disk", "Disk space >= 0 GB", false, "pass"],
       ["server", "Server reachable", true, "pass"],
       ["port", "Port available", false, "pass"],
+      ["kitt-image", "KITT Docker image", false, "pass"],
       ["benchmark-cli", "Benchmark CLI found", false, "pass"],
     ]);
     expect(result.ok).toBe(true);
     const checks = byId(result);
     expect(checks.node?.detail).toBe("v22.13.0");
-    expect(checks.docker?.detail).toBe("Docker server 27.3.1");
-    expect(checks["docker-gpu"]?.detail).toBe("GPUs visible inside containers (nvidia/cuda:12.4.1-base-ubuntu22.04)");
+    expect(checks.docker?.detail).toBe(`Docker server 27.3.1 (API 1.47, linux/amd64) at ${docker.dockerHost}`);
+    expect(checks["docker-gpu"]?.detail).toBe("2 GPUs visible inside containers (nvidia/cuda:12.4.1-base-ubuntu22.04)");
+    expect(checks["kitt-image"]?.detail).toBe("kitt:latest (linux/amd64, image abcdef012345)");
     expect(checks["nvidia-driver"]?.detail).toBe("driver 570.86.15, 2 GPUs (nvidia-smi)");
     expect(checks.nfs?.detail).toBe(`mount.nfs at ${join(m.bin, "mount.nfs")}`);
     expect(checks.disk?.detail).toMatch(new RegExp(`^\\d+\\.\\d GB free at ${modelDir}$`));
@@ -97,9 +109,11 @@ describe("runPreflight", () => {
     expect(checks.port?.detail).toBe(`port ${port} is free`);
     expect(checks["benchmark-cli"]?.detail).toBe(`kitt at ${join(m.bin, "kitt")}`);
     expect(existsSync(modelDir)).toBe(true);
-    expect(await fakeCommandCalls(m.bin, "docker")).toEqual(
-      expect.arrayContaining(["info --format {{.ServerVersion}}", "run --rm --gpus all nvidia/cuda:12.4.1-base-ubuntu22.04 nvidia-smi"]),
+    // Through the Engine API (there is no docker CLI on this PATH): the probe container is created, started and removed.
+    expect(docker.requests).toEqual(
+      expect.arrayContaining(["GET /info", "POST /containers/create", "POST /containers/c0ffee0123456789/start", "DELETE /containers/c0ffee0123456789"]),
     );
+    expect(docker.requests).not.toContain("POST /images/create");
   });
 
   it("fails every check on a bare host; only required failures make it fail", async () => {
@@ -121,7 +135,11 @@ describe("runPreflight", () => {
     expect(result.ok).toBe(false);
     expect(byId(result)).toEqual({
       node: { status: "fail", required: true, detail: "found 20.11.1, need >= 22.13" },
-      docker: { status: "fail", required: true, detail: "docker not found on PATH (install Docker)" },
+      docker: {
+        status: "fail",
+        required: true,
+        detail: "Docker is not available at unix:///nonexistent/kitt-test/docker.sock: no socket (is the Docker engine installed and running?)",
+      },
       "docker-gpu": { status: "fail", required: true, detail: "not run: Docker is not available" },
       "nvidia-driver": {
         status: "fail",
@@ -136,6 +154,7 @@ describe("runPreflight", () => {
       disk: { status: "warn", required: false, detail: expect.stringMatching(/^only \d+\.\d GB free at .*models \(want 1000000000 GB\)$/) },
       server: { status: "fail", required: true, detail: `connection refused by ${new URL(url).host}` },
       port: { status: "warn", required: false, detail: `port ${port} is in use` },
+      "kitt-image": { status: "warn", required: false, detail: "not run: Docker is not available" },
       "benchmark-cli": {
         status: "warn",
         required: false,
@@ -145,7 +164,8 @@ describe("runPreflight", () => {
   });
 
   it("is ok with warnings only, and reports the server check as not run without a URL", async () => {
-    const m = await machine({ docker: WORKING_DOCKER, "nvidia-smi": WORKING_SMI });
+    const docker = await engine({ ...READY_ENGINE, images: { [CUDA]: {} } });
+    const m = await machine({ "nvidia-smi": WORKING_SMI }, docker.dockerHost);
     const result = await runPreflight({
       host: m.host,
       nvml: NO_NVML,
@@ -155,64 +175,7 @@ describe("runPreflight", () => {
     });
     expect(result.ok).toBe(true);
     expect(byId(result).server).toEqual({ status: "warn", required: false, detail: "not run: no server URL given" });
-    expect(result.checks.filter((c) => c.status === "warn").map((c) => c.id)).toEqual(["nfs", "server", "port", "benchmark-cli"]);
-  });
-
-  it("quotes a stopped Docker daemon and hints at the docker group", async () => {
-    const down = await machine({
-      docker: { stderr: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n", exitCode: 1 },
-    });
-    const a = byId(await runPreflight({ port: await freePort(), host: down.host, nvml: NO_NVML, minFreeDiskGb: 0, modelDir: join(down.root, "m") }));
-    expect(a.docker?.detail).toBe(
-      "docker exited with code 1: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
-    );
-    expect(a["docker-gpu"]?.detail).toBe("not run: Docker is not available");
-
-    const denied = await machine({
-      docker: { stderr: "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock\n", exitCode: 1 },
-    });
-    const b = byId(await runPreflight({ port: await freePort(), host: denied.host, nvml: NO_NVML, minFreeDiskGb: 0, modelDir: join(denied.root, "m") }));
-    expect(b.docker?.detail).toMatch(/permission denied.*\(add the user to the docker group\)$/);
-  });
-
-  it("points at nvidia-container-toolkit when Docker cannot hand out GPUs", async () => {
-    const m = await machine({
-      docker: {
-        byArgs: [
-          { match: "info", stdout: "27.3.1\n" },
-          {
-            match: "run",
-            stderr: 'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].\n',
-            exitCode: 125,
-          },
-        ],
-      },
-    });
-    const checks = byId(
-      await runPreflight({ port: await freePort(), host: m.host, nvml: NO_NVML, minFreeDiskGb: 0, modelDir: join(m.root, "m") }),
-    );
-    expect(checks["docker-gpu"]).toEqual({
-      status: "fail",
-      required: true,
-      detail:
-        'docker exited with code 125: docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]]. (install nvidia-container-toolkit and restart Docker)',
-    });
-  });
-
-  it("bounds a Docker GPU run that never ends (an image pull over a dead link)", async () => {
-    const m = await machine({
-      docker: { byArgs: [{ match: "info", stdout: "27.3.1\n" }], hangSeconds: 30 },
-    });
-    const result = await runPreflight({
-      port: await freePort(),
-      host: m.host,
-      nvml: NO_NVML,
-      minFreeDiskGb: 0,
-      modelDir: join(m.root, "m"),
-      dockerImage: "registry.local/cuda:base",
-      timeoutsMs: { "docker-gpu": 250 },
-    });
-    expect(byId(result)["docker-gpu"]?.detail).toBe("no result within 250 ms (pulling registry.local/cuda:base?)");
+    expect(result.checks.filter((c) => c.status === "warn").map((c) => c.id)).toEqual(["nfs", "server", "port", "kitt-image", "benchmark-cli"]);
   });
 
   it("NVIDIA drivers through NVML (fake libnvidia-ml), without spawning nvidia-smi", async () => {

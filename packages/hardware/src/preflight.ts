@@ -4,14 +4,14 @@ import { createHostProbe } from "./host.js";
 import {
   checkBenchmarkCli,
   checkDisk,
-  checkDocker,
-  checkDockerGpu,
   checkNfs,
   checkNode,
   checkNvidiaDriver,
   checkPort,
   MIN_NODE_VERSION,
 } from "./preflight-checks.js";
+import { checkDockerGpu } from "./preflight-docker-gpu.js";
+import { checkDocker, checkKittImage, dockerTarget } from "./preflight-docker.js";
 import type {
   CheckOutcome,
   PreflightCheck,
@@ -35,6 +35,7 @@ export const DEFAULT_PREFLIGHT_TIMEOUTS_MS: Record<PreflightCheckId, number> = {
   disk: 10_000,
   server: 10_000,
   port: 5000,
+  "kitt-image": 15_000,
   "benchmark-cli": 5000,
 };
 
@@ -48,7 +49,7 @@ function expandHome(path: string, home: string): string {
  * timeout); this outer bound catches what has none, such as statfs on a hung
  * NFS mount, so one stuck check can never stall the whole preflight.
  */
-function bounded(work: Promise<CheckOutcome>, limitMs: number): Promise<CheckOutcome> {
+function bounded<T extends CheckOutcome>(work: Promise<T>, limitMs: number): Promise<T | CheckOutcome> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<CheckOutcome>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, detail: `did not finish within ${formatDuration(limitMs)}` }), limitMs);
@@ -78,7 +79,10 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
   // The outer bound leaves the inner timeout room to report its own, clearer message.
   const limit = (id: PreflightCheckId): number => timeouts[id] + 1000;
 
-  const docker = bounded(checkDocker(host, timeouts.docker), limit("docker"));
+  // One engine for the three Docker checks; made here, closed when they are done.
+  const target = dockerTarget(host, options.containerRuntime, timeouts.docker);
+  const docker = bounded(checkDocker(target), limit("docker"));
+  const driver = bounded(checkNvidiaDriver(host, options.nvml ?? {}, timeouts["nvidia-driver"]), limit("nvidia-driver"));
   const planned: Array<[PreflightCheckId, string, boolean, Promise<CheckOutcome>]> = [
     ["node", `Node.js >= ${MIN_NODE_VERSION}`, true, Promise.resolve(checkNode(options.nodeVersion ?? process.versions.node))],
     ["docker", "Docker available", true, docker],
@@ -86,14 +90,12 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
       "docker-gpu",
       "Docker GPU access",
       true,
-      bounded(checkDockerGpu(host, image, timeouts["docker-gpu"], docker), limit("docker") + limit("docker-gpu")),
+      bounded(
+        checkDockerGpu({ target, host, image, timeoutMs: timeouts["docker-gpu"], docker, driver }),
+        limit("docker") + limit("nvidia-driver") + limit("docker-gpu"),
+      ),
     ],
-    [
-      "nvidia-driver",
-      "NVIDIA drivers",
-      true,
-      bounded(checkNvidiaDriver(host, options.nvml ?? {}, timeouts["nvidia-driver"]), limit("nvidia-driver")),
-    ],
+    ["nvidia-driver", "NVIDIA drivers", true, driver],
     ["nfs", "NFS utilities", false, bounded(checkNfs(host), limit("nfs"))],
     ["disk", `Disk space >= ${minFreeGb} GB`, false, bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
     [
@@ -105,6 +107,12 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
         : bounded(checkServerHealth(serverUrl, options.tls ?? {}, timeouts.server), limit("server")),
     ],
     ["port", "Port available", false, bounded(checkPort(port), limit("port"))],
+    [
+      "kitt-image",
+      "KITT Docker image",
+      false,
+      bounded(checkKittImage(target, docker, options.kittImage, host.os.machine), limit("docker") + limit("kitt-image")),
+    ],
     ["benchmark-cli", "Benchmark CLI found", false, bounded(checkBenchmarkCli(host, benchmark), limit("benchmark-cli"))],
   ];
 
@@ -114,5 +122,7 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
       return { id, name, required, status: ok ? "pass" : required ? "fail" : "warn", detail };
     }),
   );
+  // Only a runtime made here is ours to close.
+  if (options.containerRuntime === undefined) target.runtime?.close();
   return { ok: checks.every((check) => check.status !== "fail"), checks };
 }
