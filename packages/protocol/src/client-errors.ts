@@ -40,10 +40,10 @@ export class ConnectionError extends KittError {
   }
 }
 
-/** The downloaded agent package does not match the server's digest. */
+/** A download (agent package, build context) does not match the server's digest, or no valid digest is published. */
 export class IntegrityError extends KittError {
-  constructor(message: string) {
-    super(message, { code: "INTEGRITY" });
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { code: "INTEGRITY", cause: options.cause });
   }
 }
 

@@ -15,6 +15,7 @@ import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } 
 import { KittError, ProtocolError } from "./errors.js";
 import { type Logger, silentLogger } from "./logger.js";
 import type {
+  BuildContextDigest,
   HealthResponse,
   HeartbeatRequest,
   HeartbeatResponse,
@@ -78,6 +79,22 @@ export interface DownloadedPackage {
   sha256: string;
   bytes: number;
 }
+
+export interface DownloadedBuildContext {
+  /** The verified `.tar.gz` in the destination directory. */
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface BuildContextDownloadOptions extends CallOptions {
+  /** A larger download is abandoned (default 4 GiB). */
+  maxBytes?: number;
+}
+
+/** Where a verified build context is put inside `destDir`. */
+export const BUILD_CONTEXT_FILENAME = "kitt-build-context.tar.gz";
+const DEFAULT_MAX_BUILD_CONTEXT_BYTES = 4 * 1024 ** 3;
 
 type Method = "GET" | "POST";
 
@@ -256,23 +273,8 @@ export class KittServerClient {
     }
     await mkdir(destDir, { recursive: true });
     const tmp = join(destDir, `.${randomBytes(6).toString("hex")}.download`);
-    const path = "api/v1/agent/package";
     try {
-      const { sha256, bytes } = await this.withRetries("GET", path, opts, async () => {
-        const hash = createHash("sha256");
-        let size = 0;
-        const http = await this.http();
-        const stream = http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
-        const tap = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            size += chunk.length;
-            cb(null, chunk);
-          },
-        });
-        await pipeline(stream, tap, createWriteStream(tmp, { mode: 0o644 }));
-        return { sha256: hash.digest("hex"), bytes: size };
-      });
+      const { sha256, bytes } = await this.streamToFile("api/v1/agent/package", tmp, opts);
       if (sha256 !== digest.sha256.toLowerCase()) {
         throw new IntegrityError(`agent package ${filename}: sha256 ${sha256} does not match the server's ${digest.sha256.toLowerCase()}`);
       }
@@ -282,6 +284,74 @@ export class KittServerClient {
     } finally {
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * The digest the build context must match. The digest is mandatory: a 404
+   * or an answer that is not `{"sha256":"<64 hex>"}` throws IntegrityError.
+   */
+  async buildContextDigest(opts: CallOptions = {}): Promise<BuildContextDigest> {
+    const path = "api/v1/agent/build-context/sha256";
+    let body: unknown;
+    try {
+      body = await this.json("GET", path, undefined, opts);
+    } catch (err) {
+      if (err instanceof ServerError && err.status === 404) {
+        throw new IntegrityError(`build context digest missing: GET /${path} answered 404; refusing an unverified build context`, { cause: err });
+      }
+      if (err instanceof ProtocolError) throw new IntegrityError(`build context digest invalid: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const problem = check("buildContextDigest", body);
+    if (problem !== undefined) throw new IntegrityError(`build context digest invalid: ${problem.message}`, { cause: problem });
+    return { sha256: (body as BuildContextDigest).sha256.toLowerCase() };
+  }
+
+  /**
+   * Downloads the KITT build context (`.tar.gz`) into `destDir` as
+   * BUILD_CONTEXT_FILENAME, checked against buildContextDigest() first: a
+   * missing or invalid digest, or a download that does not match it, throws
+   * IntegrityError and leaves no file behind.
+   */
+  async downloadBuildContext(destDir: string, opts: BuildContextDownloadOptions = {}): Promise<DownloadedBuildContext> {
+    const digest = await this.buildContextDigest(opts);
+    await mkdir(destDir, { recursive: true });
+    const tmp = join(destDir, `.${randomBytes(6).toString("hex")}.download`);
+    try {
+      const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BUILD_CONTEXT_BYTES;
+      const { sha256, bytes } = await this.streamToFile("api/v1/agent/build-context", tmp, opts, maxBytes);
+      if (sha256 !== digest.sha256) {
+        throw new IntegrityError(`build context digest mismatch: the download's sha256 ${sha256} is not the server's ${digest.sha256}`);
+      }
+      const dest = join(destDir, BUILD_CONTEXT_FILENAME);
+      await rename(tmp, dest);
+      return { path: dest, sha256, bytes };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Streams a GET into `file` (retried from the start), hashing as it goes. */
+  private async streamToFile(path: string, file: string, opts: CallOptions, maxBytes = Infinity): Promise<{ sha256: string; bytes: number }> {
+    return this.withRetries("GET", path, opts, async () => {
+      const hash = createHash("sha256");
+      let size = 0;
+      const http = await this.http();
+      const stream = http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          size += chunk.length;
+          if (size > maxBytes) {
+            cb(new KittError(`GET /${path}: the download is larger than ${maxBytes} bytes`, { code: "TOO_LARGE" }));
+            return;
+          }
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      await pipeline(stream, tap, createWriteStream(file, { mode: 0o644 }));
+      return { sha256: hash.digest("hex"), bytes: size };
+    });
   }
 
   /* ---- plumbing ---- */

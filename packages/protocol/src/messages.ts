@@ -229,6 +229,10 @@ export interface PackageDigest {
   sha256: string;
 }
 
+export interface BuildContextDigest {
+  sha256: string;
+}
+
 export interface HealthResponse {
   status: string;
 }

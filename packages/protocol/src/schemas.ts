@@ -242,6 +242,16 @@ const packageDigest = {
   },
 } as const;
 
+/** `GET /api/v1/agent/build-context/sha256`: the digest the build context must match. */
+const buildContextDigest = {
+  $id: "build context digest",
+  type: "object",
+  required: ["sha256"],
+  properties: {
+    sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$" },
+  },
+} as const;
+
 const health = {
   $id: "health response",
   type: "object",
@@ -328,6 +338,7 @@ export const schemas = {
   testList,
   testLogs,
   packageDigest,
+  buildContextDigest,
   health,
   version,
   errorBody,

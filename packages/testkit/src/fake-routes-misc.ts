@@ -14,7 +14,7 @@ export function mountRedirects(router: Router): void {
   }
 }
 
-/** Health, version and the agent package (self-update). */
+/** Health, version, the agent package (self-update) and the build context (`kitt-agent build`). */
 export function mountMiscRoutes(router: Router, store: FakeStore): void {
   router.route("/api/v1/health").get((_req, res) => res.json({ status: "ok" })).all(methodNotAllowed);
   router
@@ -35,5 +35,28 @@ export function mountMiscRoutes(router: Router, store: FakeStore): void {
   router
     .route("/api/v1/agent/package/sha256")
     .get((_req, res) => res.json(store.packageDigest()))
+    .all(methodNotAllowed);
+  router
+    .route("/api/v1/agent/build-context")
+    .get((_req, res) => {
+      const data = store.buildContext;
+      if (data === null) {
+        res.status(404).json({ error: "Build context not found" });
+        return;
+      }
+      res.status(200);
+      res.setHeader("Content-Type", "application/gzip");
+      res.setHeader("Content-Disposition", "attachment; filename=kitt-build-context.tar.gz");
+      res.setHeader("Content-Length", String(data.length));
+      res.end(data);
+    })
+    .all(methodNotAllowed);
+  router
+    .route("/api/v1/agent/build-context/sha256")
+    .get((_req, res) => {
+      const digest = store.servedBuildContextDigest();
+      if (digest === undefined) res.status(404).json({ error: "Build context not found" });
+      else res.json(digest);
+    })
     .all(methodNotAllowed);
 }

@@ -170,6 +170,25 @@ export class FakeKittServer {
     return this.store.packageDigest();
   }
 
+  /** The build context (`.tar.gz` bytes) `kitt-agent build` downloads; null makes both build-context routes answer 404. */
+  setBuildContext(data: Buffer | null): void {
+    this.store.buildContext = data === null ? null : Buffer.from(data);
+  }
+
+  /**
+   * What `/api/v1/agent/build-context/sha256` serves: undefined (the default)
+   * the true digest, a string that digest instead (a tampered context), null
+   * a 404 (no digest published).
+   */
+  setBuildContextDigest(sha256: string | null | undefined): void {
+    this.store.buildContextDigestOverride = sha256;
+  }
+
+  /** The true digest of the build context set, undefined when none is. */
+  buildContextDigest(): { sha256: string } | undefined {
+    return this.store.buildContextDigest();
+  }
+
   setAdminToken(token: string | null): void {
     this.adminTokenValue = token;
   }

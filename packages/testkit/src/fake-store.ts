@@ -70,6 +70,10 @@ export class FakeStore {
   private seq = 0;
   private readonly listeners = new Set<() => void>();
   agentPackage: { data: Buffer; filename: string };
+  /** What `kitt-agent build` downloads; null answers 404 on both build-context routes. */
+  buildContext: Buffer | null = null;
+  /** undefined: the true digest of buildContext; a string: served instead (tampering); null: the digest route answers 404. */
+  buildContextDigestOverride: string | null | undefined = undefined;
 
   constructor(private readonly now: () => Date) {
     this.agentPackage = {
@@ -288,6 +292,19 @@ export class FakeStore {
     for (const { row } of this.tests.values()) {
       if (row.command_id === commandId && row.agent_id === agent.id) row.result_id = hexId();
     }
+  }
+
+  /** The true digest of the build context, whatever the route is told to serve; undefined when there is none. */
+  buildContextDigest(): { sha256: string } | undefined {
+    if (this.buildContext === null) return undefined;
+    return { sha256: createHash("sha256").update(this.buildContext).digest("hex") };
+  }
+
+  /** What the digest route serves: the override, else the true digest; undefined answers 404. */
+  servedBuildContextDigest(): { sha256: string } | undefined {
+    if (this.buildContextDigestOverride === null) return undefined;
+    if (this.buildContextDigestOverride !== undefined) return { sha256: this.buildContextDigestOverride };
+    return this.buildContextDigest();
   }
 
   packageDigest(): { filename: string; sha256: string } {

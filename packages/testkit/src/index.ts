@@ -40,3 +40,5 @@ export {
   writeFakeKittBehaviour,
 } from "./docker-image.js";
 export type { FakeKittBehaviour, KittTestImageOptions } from "./docker-image.js";
+export { KITT_BUILD_CONTEXT_DOCKERFILE, KITT_BUILD_CONTEXT_ROOT, KITT_BUILD_CONTEXT_SCRIPT, makeKittBuildContext } from "./build-context.js";
+export type { KittBuildContextOptions } from "./build-context.js";
