@@ -5,3 +5,5 @@ export { Demuxer } from "./demux.js";
 export { dockerArch } from "./arch.js";
 export * from "./image-choice.js";
 export * from "./capabilities.js";
+export * from "./build-context.js";
+export * from "./build-kitt-image.js";
