@@ -1,3 +1,4 @@
+import Build from "./commands/build.js";
 import Hardware from "./commands/hardware.js";
 import Init from "./commands/init.js";
 import Logs from "./commands/logs.js";
@@ -21,6 +22,7 @@ import Update from "./commands/update.js";
  * lazily inside run(), so importing all of them here stays cheap.
  */
 export const COMMANDS = {
+  build: Build,
   hardware: Hardware,
   init: Init,
   logs: Logs,
