@@ -52,6 +52,9 @@ describe("loadAgentConfig", () => {
       insecure: false,
       tls: {},
       benchmark_command: "kitt",
+      execution: "auto",
+      kitt_image: "",
+      docker_gpus: "auto",
       cancel_grace_s: 10,
       max_queued_jobs: 16,
       copy_concurrency: 4,
@@ -91,10 +94,24 @@ describe("loadAgentConfig", () => {
     ["name: 'bad name/x'", `name must be 1-128 letters, digits, '.', '_' or '-', got "bad name/x"`],
     ["model_storage_dir: [a, b]", "model_storage_dir must be a path, got a list"],
     ["tls: 5", "tls must be a mapping with cert, key, ca, got 5"],
+    ["execution: podman", 'execution must be one of auto, docker, host, got "podman"'],
+    ["docker_gpus: some", 'docker_gpus must be one of auto, all, none, got "some"'],
+    ["kitt_image: 'kitt latest'", 'kitt_image must be a Docker image reference like kitt:latest or registry/kitt:1.7, got "kitt latest"'],
+    ["kitt_image: 'Kitt:Latest'", 'kitt_image must be a Docker image reference like kitt:latest or registry/kitt:1.7, got "Kitt:Latest"'],
   ])("%s -> one-line error naming file and field", async (line, message) => {
     const err = await loadError(`server_url: http://k\n${line}\n`);
     expect(err.message).toBe(`${join(dir, "agent.yaml")}: ${message}`);
     expect(err.message).not.toContain("\n");
+  });
+
+  it("reads the Docker execution settings from the file and the environment", async () => {
+    const { config } = await load(
+      "server_url: http://k\nexecution: docker\nkitt_image: ' registry.local:5000/kitt/kitt:1.7.0 '\n",
+      { KITT_AGENT_DOCKER_GPUS: "none" },
+    );
+    expect(config.execution).toBe("docker");
+    expect(config.kitt_image).toBe("registry.local:5000/kitt/kitt:1.7.0");
+    expect(config.docker_gpus).toBe("none");
   });
 
   it("names the env variable when the bad value came from it", async () => {

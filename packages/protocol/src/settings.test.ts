@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { normalizeSettings, parseBoolean, parseNumber } from "./settings.js";
+import { isImageRef, normalizeSettings, parseBoolean, parseNumber } from "./settings.js";
 import { fixture } from "./test-fixtures.js";
 
 describe("normalizeSettings", () => {
@@ -69,5 +69,42 @@ describe("parsers", () => {
     expect(parseNumber("")).toBeUndefined();
     expect(parseNumber("NaN")).toBeUndefined();
     expect(parseNumber(Infinity)).toBeUndefined();
+  });
+});
+
+describe("isImageRef", () => {
+  const digest = `sha256:${"ab12".repeat(16)}`;
+  it.each([
+    "kitt",
+    "kitt:latest",
+    "kitt:1.7.0",
+    "kirizan/kitt:1.7.0-CUDA",
+    "registry.local:5000/team/kitt:1.7",
+    "localhost/kitt",
+    "ghcr.io/kirizan/kitt_agent__x:v1",
+    `kitt@${digest}`,
+    `registry.local/kitt:1.7@${digest}`,
+  ])("accepts %s", (ref) => {
+    expect(isImageRef(ref)).toBe(true);
+  });
+
+  it.each([
+    "",
+    "kitt latest",
+    "Kitt:latest",
+    "Kirizan/kitt",
+    "-kitt",
+    "--privileged",
+    "kitt:",
+    "kitt:-x",
+    "kitt@sha256:abc",
+    "../kitt",
+    "team//kitt",
+    "kitt/",
+    "bad_host:99999999/kitt",
+    `kitt:${"t".repeat(129)}`,
+    "a".repeat(256),
+  ])("refuses %j", (ref) => {
+    expect(isImageRef(ref)).toBe(false);
   });
 });

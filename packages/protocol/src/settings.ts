@@ -32,12 +32,37 @@ export function clampInterval(seconds: number): number {
 const STRING_KEYS = ["model_storage_dir", "model_share_source", "model_share_mount"] as const;
 
 /**
- * A Docker image reference (`kitt:latest`, `registry:5000/team/kitt:1.7`,
- * `kitt@sha256:...`): no spaces, no leading `-` (it would read as an
- * option), at most 255 characters.
+ * A Docker image reference as the engine's own grammar reads it
+ * (`kitt:latest`, `registry:5000/team/kitt:1.7`, `kitt@sha256:<64 hex>`):
+ * an optional registry host (with port), lower-case path components, an
+ * optional tag, an optional digest; at most 255 characters. Nothing that
+ * could read as an option or a path escape passes.
  */
+const IMAGE_DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$/;
+const IMAGE_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const IMAGE_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
 export function isImageRef(value: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$/.test(value) && !value.includes("..") && !value.includes("//");
+  if (value.length === 0 || value.length > 255) return false;
+  let rest = value;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    if (!IMAGE_DIGEST.test(rest.slice(at + 1))) return false;
+    rest = rest.slice(0, at);
+  }
+  const colon = rest.lastIndexOf(":");
+  if (colon > rest.lastIndexOf("/")) {
+    if (!IMAGE_TAG.test(rest.slice(colon + 1))) return false;
+    rest = rest.slice(0, colon);
+  }
+  const parts = rest.split("/");
+  const first = parts[0] ?? "";
+  if (parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost")) {
+    if (!IMAGE_DOMAIN.test(first)) return false;
+    parts.shift();
+  }
+  return parts.length > 0 && parts.every((part) => IMAGE_COMPONENT.test(part));
 }
 
 /**
