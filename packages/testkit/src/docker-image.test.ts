@@ -78,7 +78,7 @@ describe.skipIf(!(await dockerSuite()))("the KITT test image (Docker)", { timeou
   async function kittRun(extra: string[] = []): Promise<{ model: string; out: string; args: string[] }> {
     const model = await tempDir();
     const out = await tempDir();
-    const args = ["run", ...labelArgs, ...user, "-v", `${model}:${model}:ro`, "-v", `${out}:${out}`, ...extra, image];
+    const args = ["run", "--network", "none", ...labelArgs, ...user, "-v", `${model}:${model}:ro`, "-v", `${out}:${out}`, ...extra, image];
     return { model, out, args: [...args, "run", "-m", model, "-e", "vllm", "-s", "quick", "-o", out] };
   }
 
@@ -178,7 +178,7 @@ describe.skipIf(!(await dockerSuite()))("the KITT test image (Docker)", { timeou
   });
 
   it("exits 2 on bad usage", async () => {
-    const base = ["run", "--rm", ...labelArgs, image];
+    const base = ["run", "--rm", "--network", "none", ...labelArgs, image];
     for (const argv of [[], ["run", "-m", "/m", "-e", "vllm", "-s", "quick"], ["run", "--bogus"]]) {
       const result = await runDocker([...base, ...argv]);
       expect(result.code, argv.join(" ")).toBe(2);

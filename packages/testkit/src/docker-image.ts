@@ -99,6 +99,11 @@ export interface KittTestImageOptions {
   arch?: "amd64" | "arm64" | (string & {});
   /** A static busybox to copy (default /bin/busybox or /usr/bin/busybox). */
   busybox?: string;
+  /**
+   * The image's entrypoint (default the fake `kitt`); `null` for none, an
+   * image that runs its command as given (a service for run_container).
+   */
+  entrypoint?: string[] | null;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -123,14 +128,17 @@ export async function buildKittTestImage(options: KittTestImageOptions = {}): Pr
   // First, so that a machine without one hears how to get one even when the image is cached.
   const busybox = await findStaticBusybox(options.busybox);
   // Whatever goes into the image goes into the hash: a changed script or busybox makes a new image.
-  const hash = sha256(`${LAYOUT_VERSION}\n${KITT_TEST_IMAGE_SCRIPT}\n${sha256(await readFile(busybox))}`).slice(0, 12);
+  const entrypoint = options.entrypoint === undefined ? ["/usr/local/bin/kitt"] : options.entrypoint;
+  const hash = sha256(
+    `${LAYOUT_VERSION}\n${KITT_TEST_IMAGE_SCRIPT}\n${sha256(await readFile(busybox))}\n${JSON.stringify(entrypoint)}`,
+  ).slice(0, 12);
   const tag = options.tag ?? `kitt-test:${arch}-${hash}`;
   const existing = await inspectImage(tag, env);
   if (existing !== null && existing.Architecture === arch && existing.Config?.Labels?.[HASH_LABEL] === hash) return tag;
 
   const work = await makeTempDir("kitt-test-image-");
   try {
-    const imageId = await writeImageTarball(work.path, busybox, arch, hash);
+    const imageId = await writeImageTarball(work.path, { busybox, arch, hash, entrypoint });
     await dockerOk(["load", "-q", "-i", join(work.path, "image.tar")], { env, timeoutMs: 120_000 });
     // Tagging is atomic, so builders racing on the same tag all end well.
     await dockerOk(["tag", `sha256:${imageId}`, tag], { env, timeoutMs: 30_000 });
@@ -161,7 +169,10 @@ async function inspectImage(ref: string, env: NodeJS.ProcessEnv): Promise<ImageI
 }
 
 /** Writes `<dir>/image.tar` in `docker save` format and returns the image id (hex). */
-async function writeImageTarball(dir: string, busybox: string, arch: string, hash: string): Promise<string> {
+async function writeImageTarball(
+  dir: string,
+  { busybox, arch, hash, entrypoint }: { busybox: string; arch: string; hash: string; entrypoint: string[] | null },
+): Promise<string> {
   const rootfs = join(dir, "rootfs");
   for (const sub of ["bin", "usr/local/bin", "tmp", "var/run"]) await mkdir(join(rootfs, sub), { recursive: true });
   for (const sub of ["", "bin", "usr", "usr/local", "usr/local/bin", "var", "var/run"]) await chmod(join(rootfs, sub), 0o755);
@@ -192,7 +203,7 @@ async function writeImageTarball(dir: string, busybox: string, arch: string, has
     os: "linux",
     created,
     config: {
-      Entrypoint: ["/usr/local/bin/kitt"],
+      Entrypoint: entrypoint,
       Env: ["PATH=/usr/local/bin:/bin"],
       WorkingDir: "/",
       Labels: { [HASH_LABEL]: hash },
