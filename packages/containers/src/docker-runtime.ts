@@ -53,6 +53,7 @@ interface ContainerHandle {
   wait(options?: object): Promise<{ StatusCode?: number; Error?: { Message?: string } | null }>;
   inspect(options?: object): Promise<Dockerode.ContainerInspectInfo>;
   logs(options: object): Promise<NodeJS.ReadableStream>;
+  attach(options: object): Promise<NodeJS.ReadableStream>;
 }
 
 interface DockerApi {
@@ -291,27 +292,19 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       throw this.wrap(`logs of ${id.slice(0, 12)}`, err);
     }
-    const demux = new Demuxer(options.onData);
-    await new Promise<void>((resolve) => {
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        options.signal?.removeEventListener("abort", onAbort);
-        demux.end();
-        resolve();
-      };
-      const onAbort = () => {
-        stream.destroy();
-        finish();
-      };
-      if (options.signal?.aborted === true) return onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      stream.on("data", (chunk: Buffer) => demux.push(chunk));
-      stream.once("end", finish);
-      stream.once("close", finish);
-      stream.once("error", finish);
-    });
+    await pump(stream, options);
+  }
+
+  async attachOutput(id: string, options: FollowOptions): Promise<{ finished: Promise<void> }> {
+    const docker = await this.docker();
+    let stream: Readable;
+    try {
+      // Before start: the attach stream then carries every byte, straight from the container's pipes.
+      stream = (await docker.getContainer(id).attach({ stream: true, logs: true, stdout: true, stderr: true })) as unknown as Readable;
+    } catch (err) {
+      throw this.wrap(`attach to ${id.slice(0, 12)}`, err);
+    }
+    return { finished: pump(stream, options) };
   }
 
   async waitContainer(id: string): Promise<ExitStatus> {
@@ -394,4 +387,29 @@ export class DockerRuntime implements ContainerRuntime {
 function toState(raw: string | undefined): ContainerState {
   const known: ContainerState[] = ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
   return known.includes(raw as ContainerState) ? (raw as ContainerState) : "unknown";
+}
+
+/** Demultiplexes `stream` into `options.onData` until it ends, fails or `options.signal` aborts. */
+function pump(stream: Readable, options: FollowOptions): Promise<void> {
+  const demux = new Demuxer(options.onData);
+  return new Promise<void>((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      options.signal?.removeEventListener("abort", onAbort);
+      demux.end();
+      resolve();
+    };
+    const onAbort = () => {
+      stream.destroy();
+      finish();
+    };
+    if (options.signal?.aborted === true) return onAbort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    stream.on("data", (chunk: Buffer) => demux.push(chunk));
+    stream.once("end", finish);
+    stream.once("close", finish);
+    stream.once("error", finish);
+  });
 }

@@ -121,6 +121,13 @@ export interface ContainerRuntime {
   startContainer(id: string): Promise<void>;
   /** Follows stdout/stderr from the container's first byte until it exits (or `signal`). */
   followOutput(id: string, options: FollowOptions): Promise<void>;
+  /**
+   * Attaches to a created container's stdout and stderr before it starts;
+   * resolves once attached, with `finished` settling when the output ends.
+   * Faster than following the log (no log driver in the path) and nothing
+   * is missed. Optional: a runtime without it is followed instead.
+   */
+  attachOutput?(id: string, options: FollowOptions): Promise<{ finished: Promise<void> }>;
   /** Resolves when the container has stopped. */
   waitContainer(id: string): Promise<ExitStatus>;
   /** SIGTERM (the image's stop signal), SIGKILL after `graceS`. A stopped or missing container is fine. */

@@ -129,18 +129,26 @@ export async function launchContainer(
       throw new ProcessStartError(what, errorText(err2), err2);
     }
   }
+  const execution = new ContainerExecution(rt, id, name, io, logger);
   try {
+    await execution.attach();
     await rt.startContainer(id);
   } catch (err) {
+    execution.detach();
     await rt.removeContainer(id, { force: true }).catch(() => {});
     throw new ProcessStartError(what, errorText(err), err);
   }
-  return { id, name, execution: new ContainerExecution(rt, id, name, io, logger) };
+  execution.begin();
+  return { id, name, execution };
 }
 
 class ContainerExecution implements Execution {
   readonly where: string;
-  readonly done: Promise<ProcessOutcome>;
+  done!: Promise<ProcessOutcome>;
+  private readonly splitters = new Map<OutputStream, LineSplitter>();
+  private readonly follow = new AbortController();
+  /** The attach stream's end, when attached before start; else the log is followed. */
+  private attached: Promise<void> | undefined;
   private stoppedBy: StopReason | undefined;
   private killed = false;
   private exited = false;
@@ -155,9 +163,38 @@ class ContainerExecution implements Execution {
     private readonly logger: Logger,
   ) {
     this.where = `container ${name} (${id.slice(0, 12)})`;
-    this.done = this.watch();
-    if (req.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop("timeout"), req.timeoutMs);
   }
+
+  /** Attaches to the output before start; an engine that will not attach is followed through its log instead. */
+  async attach(): Promise<void> {
+    if (this.rt.attachOutput === undefined) return;
+    try {
+      const { finished } = await this.rt.attachOutput(this.id, { onData: this.onData, signal: this.follow.signal });
+      this.attached = finished;
+    } catch (err) {
+      this.logger.debug(`attaching to ${this.where} failed, following its log instead: ${errorText(err)}`);
+    }
+  }
+
+  /** Drops the attach stream of a container that never started. */
+  detach(): void {
+    this.follow.abort();
+  }
+
+  /** Called once the container runs. */
+  begin(): void {
+    this.done = this.watch();
+    if (this.req.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop("timeout"), this.req.timeoutMs);
+  }
+
+  private readonly onData = (chunk: Buffer, stream: OutputStream): void => {
+    let s = this.splitters.get(stream);
+    if (s === undefined) {
+      s = new LineSplitter((line) => this.req.onLine(line, stream), { maxLineChars: this.req.maxLineChars });
+      this.splitters.set(stream, s);
+    }
+    s.push(chunk);
+  };
 
   stop(reason: StopReason): void {
     if (this.exited || this.stoppedBy !== undefined) return;
@@ -175,18 +212,8 @@ class ContainerExecution implements Execution {
   }
 
   private async watch(): Promise<ProcessOutcome> {
-    const splitters = new Map<OutputStream, LineSplitter>();
-    const splitter = (stream: OutputStream) => {
-      let s = splitters.get(stream);
-      if (s === undefined) {
-        s = new LineSplitter((line) => this.req.onLine(line, stream), { maxLineChars: this.req.maxLineChars });
-        splitters.set(stream, s);
-      }
-      return s;
-    };
-    const follow = new AbortController();
-    const following = this.rt
-      .followOutput(this.id, { onData: (chunk, stream) => splitter(stream).push(chunk), signal: follow.signal })
+    const follow = this.follow;
+    const following = (this.attached ?? this.rt.followOutput(this.id, { onData: this.onData, signal: follow.signal }))
       .catch((err: unknown) => this.req.onLine(`[agent] reading the container's output failed: ${errorText(err)}`, "stderr"));
     let exitCode: number;
     try {
@@ -206,7 +233,7 @@ class ContainerExecution implements Execution {
     clearTimeout(drainTimer);
     follow.abort();
     await following;
-    for (const s of splitters.values()) s.end();
+    for (const s of this.splitters.values()) s.end();
     await this.rt.removeContainer(this.id, { force: true }).catch((err: unknown) => this.logger.warn(`removing ${this.where} failed (the next start sweeps it): ${errorText(err)}`));
     // 137 = 128 + SIGKILL: after a stop that ran out of grace, the kill was ours.
     if (this.stoppedBy !== undefined && exitCode === 137) this.killed = true;
