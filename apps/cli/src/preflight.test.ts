@@ -1,3 +1,4 @@
+import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeKittServer, useTempDir, type FakeKittServer } from "@kitt/testkit";
@@ -90,10 +91,13 @@ describe("kitt-agent preflight", () => {
     await server.close();
     const env = cliEnv(home, { DOCKER_HOST: docker.dockerHost }, [bin]);
     expect((await runCli(["init", "--server", url], env)).code).toBe(0);
+    await appendFile(join(home, ".kitt", "agent.yaml"), "kitt_image: team/kitt:1.7\n");
     const r = await runCli(["preflight", "--json"], env);
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout) as { checks: Check[] };
     expect(doc.checks.find((c) => c.id === "server")).toMatchObject({ status: "fail", required: true });
+    // kitt_image from agent.yaml is the first candidate; the fake engine has only kitt:latest.
+    expect(doc.checks.find((c) => c.id === "kitt-image")?.detail).toMatch(/^kitt:latest \(linux\/amd64, image feedface0123\); skipped: .*team\/kitt:1\.7/);
     // The server is the only required check that fails.
     expect(doc.checks.filter((c) => c.status === "fail").map((c) => c.id)).toEqual(["server"]);
   });

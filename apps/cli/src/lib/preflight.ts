@@ -25,6 +25,7 @@ export async function preflightFromConfig(
   if (config !== undefined) {
     options.benchmarkCommand = config.benchmark_command;
     options.tls = { ...config.tls, insecure: config.insecure };
+    if (config.kitt_image !== "") options.kittImage = config.kitt_image;
   }
   const result = await runPreflight(options);
   return { result, table: formatPreflightTable(result), json: formatPreflightJson(result) };
