@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildKittTestImage, dockerSuite, removeTestContainers, TEST_CONTAINER_LABELS } from "@kitt/testkit";
 
 import { DockerRuntime } from "./docker-runtime.js";
-import { ContainerRuntimeUnavailableError, type OutputStream } from "./runtime.js";
+import { ContainerRuntimeError, ContainerRuntimeUnavailableError, type OutputStream } from "./runtime.js";
 import { randomSuffix } from "./test-engine.js";
 
 const RUN = await dockerSuite();
@@ -86,6 +86,15 @@ describe.skipIf(!RUN)("DockerRuntime containers (real Docker engine)", () => {
     expect((await rt.inspectContainer(id))?.state).toBe("running");
     await rt.removeContainer(id, { force: true });
     expect(await rt.inspectContainer(id)).toBeUndefined();
+  });
+
+  it("a failed pull says the engine's own reason, on one line", async () => {
+    const err = await rt.pullImage("registry.invalid/kitt/kitt:1").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContainerRuntimeError);
+    const message = (err as Error).message;
+    expect(message).toMatch(/^pull registry\.invalid\/kitt\/kitt:1: .*registry\.invalid/);
+    expect(message).not.toMatch(/server error|HTTP code/);
+    expect(message).not.toContain("\n");
   });
 
   it("a missing image or container is undefined, not an error", async () => {

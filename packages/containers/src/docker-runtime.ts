@@ -70,7 +70,10 @@ interface DockerApi {
 
 function engineMessage(err: EngineErrorShape): string {
   const fromJson = err.json !== null && typeof err.json === "object" ? err.json.message : undefined;
-  const text = fromJson ?? err.reason ?? err.message ?? String(err);
+  // Streaming calls (pull, build, attach, logs) carry the engine's message only in the error text:
+  // "(HTTP code 500) server error - <the engine's message> ".
+  const fromText = typeof err.message === "string" ? /^\(HTTP code \d+\) [^-]*- ([\s\S]*\S)\s*$/.exec(err.message)?.[1] : undefined;
+  const text = fromJson ?? fromText ?? err.reason ?? err.message ?? String(err);
   return String(text).split("\n")[0]?.trim() ?? "";
 }
 
