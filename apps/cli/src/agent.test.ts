@@ -33,6 +33,7 @@ async function world() {
     port,
     ...storage,
     benchmark_command: benchmark,
+    execution: "host",
     cancel_grace_s: 2,
   });
   server.setSettings(AGENT, storage);

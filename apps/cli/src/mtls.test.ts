@@ -38,7 +38,7 @@ describe("status / logs / test stop against a real daemon serving mTLS", () => {
     await writeFakeModel(join(home, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
     const benchmark = await writeFakeBenchmark(join(home, "bench"), { lines: 3, grandchild: true, sleepSeconds: 300 });
     const storage = { model_storage_dir: join(home, "models"), model_share_mount: join(home, "share"), model_share_source: "nas:/volume1/models" };
-    const base = { server_url: server.url, token: TOKEN, name: AGENT, host: "127.0.0.1", port, ...storage, benchmark_command: benchmark, cancel_grace_s: 2 };
+    const base = { server_url: server.url, token: TOKEN, name: AGENT, host: "127.0.0.1", port, ...storage, benchmark_command: benchmark, execution: "host" as const, cancel_grace_s: 2 };
     await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { ...base, tls });
     server.setSettings(AGENT, storage);
     const row = server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });

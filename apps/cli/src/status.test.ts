@@ -86,6 +86,7 @@ describe("kitt-agent status", () => {
       port: await closedPort(),
       ...storage,
       benchmark_command: benchmark,
+    execution: "host",
       cancel_grace_s: 1,
     });
     server.setSettings("gpu-02", storage);

@@ -45,7 +45,7 @@ async function dockerWorld(behaviour: FakeKittBehaviour, patch: Parameters<typeo
   const name = `dkr-${randomBytes(4).toString("hex")}`;
   names.push(name);
   const dir = await tempDir();
-  const w = await makeWorld(dir, {}, { benchmark_command: "kitt-not-on-this-host", cancel_grace_s: 2, ...patch }, { name });
+  const w = await makeWorld(dir, {}, { benchmark_command: "kitt-not-on-this-host", execution: "auto", cancel_grace_s: 2, ...patch }, { name });
   worlds.push(w);
   await writeFakeKittBehaviour(join(dir, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"), behaviour);
   if (kittImage !== "") w.server.setSettings(name, { kitt_image: kittImage });

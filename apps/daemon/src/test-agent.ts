@@ -45,6 +45,8 @@ export async function makeWorld(
     model_share_source: "nas:/volume1/models",
     heartbeat_interval_s: 10,
     benchmark_command: benchmark,
+    // The host's fake benchmark, whatever images the engine holds (another test may tag kitt:latest).
+    execution: "host",
     cancel_grace_s: 2,
     state_dir: join(dir, "state"),
     log_level: "debug",
