@@ -10,6 +10,7 @@ export { benchmarkArgs, benchmarkEnv, type RunContext } from "./run-test.js";
 export * from "./job-runner.js";
 export * from "./report-errors.js";
 export * from "./outbox.js";
+export * from "./state-files.js";
 export * from "./log-shipper.js";
 export { LogSpool } from "./log-spool.js";
 export * from "./server-reporter.js";

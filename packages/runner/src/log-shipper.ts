@@ -32,6 +32,8 @@ export interface LogShipperOptions {
   maxPendingBytes?: number;
   backoff?: BackoffPolicy;
   logger?: Logger;
+  /** Called when the spool file's disk refuses appends (the error) and once they work again (undefined). */
+  onSpoolDiskError?: (testId: string, error: string | undefined) => void;
   /** Called when the server refuses for good (401/403/404...): the shipper gives up on this job. */
   onGiveUp?: (testId: string, err: unknown) => void;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -80,7 +82,7 @@ export class LogShipper {
     this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
-    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger);
+    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger, (error) => options.onSpoolDiskError?.(options.testId, error));
     if (resume !== undefined) {
       this.deliveredRecords = resume.deliveredRecords;
       for (const line of resume.lines) this.enqueue(line, false);
@@ -130,7 +132,7 @@ export class LogShipper {
     this.stopping.abort(new Error("log shipper stopped"));
     this.kick();
     await this.loop;
-    await this.spool?.settle();
+    await this.spool?.stop();
   }
 
   private enqueue(line: string, toDisk: boolean): void {

@@ -1,10 +1,15 @@
-import { appendFile, readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Logger } from "@kitt/protocol";
 
 import { errorText } from "./job.js";
-import { writeAtomic } from "./outbox.js";
+import { openRegularForWrite, readRegularFile, writeAtomic } from "./state-files.js";
+
+/** A spool file past this is not read back (V8 strings end near 512 Mi characters). */
+const MAX_SPOOL_READ_BYTES = 256 * 1024 * 1024;
+/** After a failed append, how long before the next try (the lines wait in memory meanwhile). */
+const APPEND_RETRY_MS = 5000;
 
 /**
  * The on-disk copy of one job's undelivered log lines: `<test>.log` holds
@@ -12,6 +17,12 @@ import { writeAtomic } from "./outbox.js";
  * `<test>.pos` how many records the server has acknowledged. Appends are
  * batched and never awaited by the caller. Neither file is fsynced: after a
  * power cut a few lines may be sent twice, never silently lost.
+ *
+ * The file is never opened through a symbolic link. An append the disk
+ * refuses (full) is undone (the file is cut back to its last whole record)
+ * and tried again later with the lines after it, so the file stays a
+ * gap-free prefix of the job's lines; the shipper delivers them from memory
+ * meanwhile.
  */
 export class LogSpool {
   private buffer: string[] = [];
@@ -21,12 +32,27 @@ export class LogSpool {
   private posBusy = false;
   private posDirty = false;
   private position = 0;
+  /** Bytes of whole records in the file (undefined: not opened yet). */
+  private size: number | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private error: string | undefined;
+  /** remove() was called: nothing more is written. */
+  private removed = false;
+  /** stop() was called: a failed append is not tried again. */
+  private stopped = false;
+  private halted = false;
 
   constructor(
     readonly dir: string,
     readonly testId: string,
     private readonly logger: Logger,
+    private readonly onDiskError?: (error: string | undefined) => void,
   ) {}
+
+  /** The last append error while appends fail; undefined when they work. */
+  get diskError(): string | undefined {
+    return this.error;
+  }
 
   append(line: string): void {
     this.buffer.push(JSON.stringify(line));
@@ -57,22 +83,78 @@ export class LogSpool {
 
   /** Everything was delivered: the files go. */
   async remove(): Promise<void> {
+    this.removed = true;
+    this.buffer = [];
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     await this.settle();
+    this.setError(undefined);
     await rm(this.path("log"), { force: true });
     await rm(this.path("pos"), { force: true });
   }
 
+  /** The agent stops: one last try for lines a failed append left in memory, then the pending writes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.flush();
+    await this.settle();
+  }
+
   private flush(): void {
-    if (this.appending || this.buffer.length === 0) return;
+    if (this.removed || this.halted || this.appending || this.retryTimer !== undefined || this.buffer.length === 0) return;
     this.appending = true;
-    const chunk = `${this.buffer.join("\n")}\n`;
+    const records = this.buffer;
     this.buffer = [];
-    this.appendDone = appendFile(this.path("log"), chunk, { mode: 0o600 })
-      .catch((err: unknown) => this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}`))
+    this.appendDone = this.appendRecords(records)
+      .then(() => this.setError(undefined))
+      .catch((err: unknown) => {
+        // Kept, in order, before anything pushed since; tried again after a pause.
+        if (this.removed) return;
+        this.buffer = records.concat(this.buffer);
+        if (this.error === undefined) this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}; its lines wait in memory, appending is retried every ${APPEND_RETRY_MS / 1000} s`);
+        this.setError(errorText(err));
+        if (this.stopped) {
+          this.halted = true;
+          return;
+        }
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.flush();
+        }, APPEND_RETRY_MS);
+        this.retryTimer.unref();
+      })
       .finally(() => {
         this.appending = false;
         this.flush();
       });
+  }
+
+  private async appendRecords(records: string[]): Promise<void> {
+    const chunk = Buffer.from(`${records.join("\n")}\n`);
+    const handle = await openRegularForWrite(this.path("log"));
+    try {
+      this.size ??= (await handle.stat()).size;
+      const at = this.size;
+      try {
+        let done = 0;
+        while (done < chunk.length) done += (await handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+      } catch (err) {
+        // Half a chunk on disk would break the record count the position file relies on.
+        await handle.truncate(at).catch(() => {});
+        throw err;
+      }
+      this.size = at + chunk.length;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private setError(error: string | undefined): void {
+    if (error === this.error) return;
+    this.error = error;
+    this.onDiskError?.(error);
   }
 
   private path(ext: "log" | "pos"): string {
@@ -81,9 +163,9 @@ export class LogSpool {
 
   /** What a previous run left beyond its acknowledged position. */
   static async read(dir: string, testId: string): Promise<{ lines: string[]; deliveredRecords: number }> {
-    const records = (await readFile(join(dir, `${testId}.log`), "utf8")).split("\n");
+    const records = (await readRegularFile(join(dir, `${testId}.log`), MAX_SPOOL_READ_BYTES)).split("\n");
     if (records.at(-1) === "") records.pop();
-    const pos = Number((await readFile(join(dir, `${testId}.pos`), "utf8").catch(() => "0")).trim());
+    const pos = Number((await readRegularFile(join(dir, `${testId}.pos`), 64).catch(() => "0")).trim());
     const start = Number.isInteger(pos) && pos >= 0 && pos <= records.length ? pos : 0;
     const lines: string[] = [];
     for (const raw of records.slice(start)) {

@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import {
@@ -15,6 +14,7 @@ import {
 import { errorText } from "./job.js";
 import { classifyDeliveryError } from "./report-errors.js";
 import { BackoffWaiter, waitOrTimeout } from "./backoff-waiter.js";
+import { ensureRealDir, isNotRegular, readRegularFile, writeAtomic } from "./state-files.js";
 
 /** The part of KittServerClient the outbox uses. */
 export interface OutboxTransport {
@@ -32,6 +32,16 @@ export interface OutboxEntry {
   message: OutboxMessage;
 }
 
+/** What `/api/status` shows of the outbox. */
+export interface OutboxState {
+  /** Messages the server has not acknowledged yet. */
+  pending: number;
+  /** Of those, the ones the disk refused: only in memory (lost if the agent stops before they are delivered or written). */
+  in_memory: number;
+  /** The last write error while the outbox's disk refuses writes (e.g. `ENOSPC: no space left on device`); null once a write succeeds. */
+  disk_error: string | null;
+}
+
 export interface OutboxOptions {
   /** Entries live here as `<seq>.json`; refused ones move to `rejected/`. */
   dir: string;
@@ -41,6 +51,8 @@ export interface OutboxOptions {
   /** Awaited before an entry is sent: the reporter uses it to send a job's log lines first. */
   beforeSend?: (entry: OutboxEntry) => Promise<void>;
   backoff?: BackoffPolicy;
+  /** While the disk refuses writes, how often the outbox tries again (default 5 s). */
+  diskRetryMs?: number;
   logger?: Logger;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
@@ -48,6 +60,16 @@ export interface OutboxOptions {
 
 const SEQ_DIGITS = 12;
 const ENTRY = /^(\d{12})\.json$/;
+/** Far above any real entry (metrics.json is capped at 8 MiB): a bound on what start-up reads. */
+const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
+/** Written and removed to see whether a full disk has room again; `.tmp-` so a crash leftover is swept at open. */
+const PROBE = ".tmp-probe";
+
+/** Where an entry is: memory only, being written, on disk, or delivered/set aside. */
+type Stored = "memory" | "writing" | "disk" | "gone";
+interface Held extends OutboxEntry {
+  stored: Stored;
+}
 
 function isMessage(value: unknown): value is OutboxMessage {
   if (value === null || typeof value !== "object") return false;
@@ -66,12 +88,18 @@ function isMessage(value: unknown): value is OutboxMessage {
  * order, one at a time, retried with capped backoff. A message the server
  * refuses for good (400, 404) or with 401/403 is moved to `rejected/` for
  * inspection instead of being retried in a loop; 401/403 is logged once.
+ *
+ * When the disk refuses a write (full, read-only, quota), the message is
+ * kept in memory, delivered in its turn all the same, and written as soon
+ * as the disk takes it again (tried every `diskRetryMs`, and before each
+ * new message, oldest first, so what is on disk stays in order). `state()`
+ * says how many wait in memory only and why.
  */
 export class Outbox {
   private readonly opts: OutboxOptions;
   private readonly logger: Logger;
   private readonly backoff: BackoffPolicy;
-  private readonly entries: OutboxEntry[] = [];
+  private readonly entries: Held[] = [];
   private nextSeq = 1;
   private writing: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
@@ -81,6 +109,8 @@ export class Outbox {
   private authWarned = false;
   private agentWaitWarned = false;
   private emptyWaiters: (() => void)[] = [];
+  private diskError: string | undefined;
+  private diskTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: OutboxOptions) {
     this.opts = options;
@@ -89,15 +119,17 @@ export class Outbox {
     this.backoff = options.backoff ?? { baseMs: 1000, maxMs: 5 * 60_000 };
   }
 
-  /** Opens (creating) the outbox and loads what a previous run left undelivered. */
+  /** Opens (creating) the outbox and loads what a previous run left undelivered. Refuses an outbox or `rejected/` that is a symbolic link. */
   static async open(options: OutboxOptions): Promise<Outbox> {
     const outbox = new Outbox(options);
-    await mkdir(join(options.dir, "rejected"), { recursive: true, mode: 0o700 });
-    const names = (await readdir(options.dir)).sort();
-    for (const name of names) {
+    const { dir } = options;
+    await ensureRealDir(dir);
+    await ensureRealDir(join(dir, "rejected"));
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
       if (name.startsWith(".tmp-")) {
         // A write interrupted before its rename: never acknowledged as written.
-        await rm(join(options.dir, name), { force: true });
+        await rm(path, { force: true });
         continue;
       }
       const match = ENTRY.exec(name);
@@ -105,12 +137,18 @@ export class Outbox {
       const seq = Number(match[1]);
       outbox.nextSeq = Math.max(outbox.nextSeq, seq + 1);
       try {
-        const message = JSON.parse(await readFile(join(options.dir, name), "utf8")) as unknown;
+        const message = JSON.parse(await readRegularFile(path, MAX_ENTRY_BYTES)) as unknown;
         if (!isMessage(message)) throw new Error("not an outbox message");
-        outbox.entries.push({ seq, message });
+        outbox.entries.push({ seq, message, stored: "disk" });
       } catch (err) {
+        if (isNotRegular(err)) {
+          // Not ours: a link (never followed) or a FIFO someone planted. It goes, its target stays untouched.
+          outbox.logger.warn(`outbox: ${errorText(err)}; removed`);
+          await rm(path, { force: true }).catch(() => {});
+          continue;
+        }
         outbox.logger.warn(`outbox entry ${name} is unreadable (${errorText(err)}): moved to rejected/`);
-        await rename(join(options.dir, name), join(options.dir, "rejected", name)).catch(() => {});
+        await rename(path, join(dir, "rejected", name)).catch(() => {});
       }
     }
     return outbox;
@@ -120,21 +158,34 @@ export class Outbox {
     return this.entries.length;
   }
 
+  /** Pending messages the disk has not taken (yet). */
+  get inMemory(): number {
+    return this.entries.filter((e) => e.stored === "memory" || e.stored === "writing").length;
+  }
+
+  state(): OutboxState {
+    return { pending: this.pending, in_memory: this.inMemory, disk_error: this.diskError ?? null };
+  }
+
   /** A copy of what waits, oldest first. */
   list(): OutboxEntry[] {
     return this.entries.map((e) => ({ seq: e.seq, message: e.message }));
   }
 
-  /** Stores a message durably; resolves once it is on disk. Order of calls = order of delivery. */
+  /**
+   * Stores a message; resolves once it is on disk, or, when the disk refuses
+   * it, kept in memory (see `state()`). Order of calls = order of delivery.
+   */
   add(message: OutboxMessage): Promise<void> {
-    const entry: OutboxEntry = { seq: this.nextSeq++, message };
+    const entry: Held = { seq: this.nextSeq++, message, stored: "memory" };
     const write = this.writing.then(async () => {
-      await writeAtomic(this.opts.dir, fileName(entry.seq), JSON.stringify(message));
+      // Older messages the disk refused go first, so what is on disk is always a prefix in order.
+      if (await this.persistBacklog()) await this.persist(entry);
       this.entries.push(entry);
       this.kick();
     });
-    // One failed write must not stop the ones after it.
-    this.writing = write.catch((err: unknown) => this.logger.error(`outbox: cannot store a ${message.kind} for test ${message.testId}: ${errorText(err)}`));
+    // One failed step must not stop the ones after it.
+    this.writing = write.catch((err: unknown) => this.logger.error(`outbox: cannot queue a ${message.kind} for test ${message.testId}: ${errorText(err)}`));
     return write;
   }
 
@@ -150,12 +201,16 @@ export class Outbox {
     return waitOrTimeout((done) => this.emptyWaiters.push(done), timeoutMs);
   }
 
-  /** Stops delivering (what is left stays on disk for the next start). */
+  /** Stops delivering (what is left stays on disk for the next start; what only memory holds gets a last write attempt). */
   async stop(): Promise<void> {
     this.stopping.abort(new Error("outbox stopped"));
+    clearTimeout(this.diskTimer);
     this.kick();
     await this.loop;
     await this.writing;
+    await this.persistBacklog();
+    const lost = this.inMemory;
+    if (lost > 0) this.logger.error(`outbox: ${lost} report(s) could neither be written to ${this.opts.dir} (${this.diskError ?? "?"}) nor delivered before the agent stopped: they are lost`);
   }
 
   /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
@@ -167,6 +222,78 @@ export class Outbox {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
+  }
+
+  /** Writes the entries only memory holds, oldest first; false at the first the disk refuses. */
+  private async persistBacklog(): Promise<boolean> {
+    for (const entry of this.entries) {
+      if (entry.stored === "memory" && !(await this.persist(entry))) return false;
+    }
+    return true;
+  }
+
+  private async persist(entry: Held): Promise<boolean> {
+    entry.stored = "writing";
+    try {
+      await writeAtomic(this.opts.dir, fileName(entry.seq), JSON.stringify(entry.message));
+    } catch (err) {
+      if (entry.stored === "writing") entry.stored = "memory";
+      this.diskFailed(err);
+      return false;
+    }
+    // Delivered while it was being written: the file is not needed any more.
+    // (settle() may have run meanwhile: TypeScript cannot see that.)
+    if ((entry.stored as Stored) === "gone") await rm(join(this.opts.dir, fileName(entry.seq)), { force: true }).catch(() => {});
+    else entry.stored = "disk";
+    this.diskWorks();
+    return true;
+  }
+
+  private diskFailed(err: unknown): void {
+    const text = errorText(err);
+    if (this.diskError === undefined) {
+      this.logger.error(
+        `outbox: cannot write to ${this.opts.dir} (${text}): status updates and results are kept in memory and delivered directly; writing is retried every ${this.diskRetryMs / 1000} s`,
+      );
+    } else this.logger.debug(`outbox: ${this.opts.dir} still refuses writes: ${text}`);
+    this.diskError = text;
+    this.scheduleDiskRetry();
+  }
+
+  private diskWorks(): void {
+    if (this.diskError === undefined) return;
+    this.diskError = undefined;
+    this.logger.info(`outbox: ${this.opts.dir} takes writes again`);
+  }
+
+  private get diskRetryMs(): number {
+    return this.opts.diskRetryMs ?? 5000;
+  }
+
+  private scheduleDiskRetry(): void {
+    if (this.diskTimer !== undefined || this.stopping.signal.aborted) return;
+    this.diskTimer = setTimeout(() => {
+      this.diskTimer = undefined;
+      this.writing = this.writing.then(() => this.retryDisk());
+    }, this.diskRetryMs);
+    this.diskTimer.unref();
+  }
+
+  /** On the timer: write the backlog, or (nothing waiting) probe whether the disk has room again. */
+  private async retryDisk(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    if (this.inMemory > 0) {
+      await this.persistBacklog();
+      return;
+    }
+    if (this.diskError === undefined) return;
+    try {
+      await writeAtomic(this.opts.dir, PROBE, "x".repeat(4096), false);
+      await rm(join(this.opts.dir, PROBE), { force: true });
+      this.diskWorks();
+    } catch (err) {
+      this.diskFailed(err);
+    }
   }
 
   private async run(): Promise<void> {
@@ -194,7 +321,7 @@ export class Outbox {
   }
 
   /** One try: "done" (delivered or set aside), "retry" or "stopped". */
-  private async attempt(entry: OutboxEntry, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
+  private async attempt(entry: Held, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
     const { message } = entry;
     try {
       await this.opts.beforeSend?.(entry);
@@ -225,27 +352,29 @@ export class Outbox {
       } else {
         this.logger.warn(`outbox: the server refused the ${message.kind} for test ${message.testId} (${errorText(err)}); kept in rejected/`);
       }
-      await rename(join(this.opts.dir, fileName(entry.seq)), join(this.opts.dir, "rejected", fileName(entry.seq))).catch(() => {});
+      await this.settle(entry, true);
       return "done";
     }
-    await rm(join(this.opts.dir, fileName(entry.seq)), { force: true });
+    await this.settle(entry, false);
     return "done";
+  }
+
+  /** Delivered (or refused for good): the file goes (to `rejected/` when refused). */
+  private async settle(entry: Held, rejected: boolean): Promise<void> {
+    const was = entry.stored;
+    entry.stored = "gone";
+    const name = fileName(entry.seq);
+    const file = join(this.opts.dir, name);
+    const rejectedDir = join(this.opts.dir, "rejected");
+    if (was === "disk") {
+      await (rejected ? rename(file, join(rejectedDir, name)) : rm(file, { force: true })).catch(() => {});
+    } else if (rejected) {
+      // Only memory held it: a copy for inspection if the disk takes it (a rename never follows a link planted there).
+      await writeAtomic(rejectedDir, name, JSON.stringify(entry.message), false).catch(() => {});
+    }
   }
 }
 
 function fileName(seq: number): string {
   return `${String(seq).padStart(SEQ_DIGITS, "0")}.json`;
-}
-
-/** Temp file, fsync (unless `sync` is false), rename: after a crash the file is either whole or absent. */
-export async function writeAtomic(dir: string, name: string, text: string, sync = true): Promise<void> {
-  const tmp = join(dir, `.tmp-${name}-${randomBytes(4).toString("hex")}`);
-  const handle = await open(tmp, "w", 0o600);
-  try {
-    await handle.writeFile(text);
-    if (sync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, join(dir, name));
 }

@@ -1,4 +1,4 @@
-import { mkdir, readdir } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import { isSafeId, ServerError, silentLogger, type BackoffPolicy, type Logger, type ResultReport, type StatusUpdate } from "@kitt/protocol";
@@ -6,7 +6,8 @@ import { isSafeId, ServerError, silentLogger, type BackoffPolicy, type Logger, t
 import { errorText } from "./job.js";
 import type { Reporter } from "./job-types.js";
 import { LogShipper, type LogTransport } from "./log-shipper.js";
-import { Outbox, type OutboxEntry, type OutboxTransport } from "./outbox.js";
+import { Outbox, type OutboxEntry, type OutboxState, type OutboxTransport } from "./outbox.js";
+import { ensureRealDir, isNotRegular } from "./state-files.js";
 
 export interface ServerReporterOptions {
   /** `outbox/` and `log-spool/` are kept here (the daemon uses `~/.kitt/`). */
@@ -26,6 +27,8 @@ export interface ServerReporterOptions {
    * makes the shipper give up, which ends the wait at once.
    */
   logDrainTimeoutMs?: number;
+  /** While the disk refuses outbox writes, how often they are tried again (default 5 s). */
+  diskRetryMs?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
 }
@@ -44,6 +47,8 @@ export class ServerReporter implements Reporter {
   private readonly shippers = new Map<string, LogShipper>();
   private readonly spoolDir: string;
   private authLogged = false;
+  /** Spool files whose disk refuses appends now: test id -> error. */
+  private readonly spoolErrors = new Map<string, string>();
 
   private constructor(opts: ServerReporterOptions, outbox: Outbox) {
     this.opts = opts;
@@ -61,13 +66,14 @@ export class ServerReporter implements Reporter {
       agentId: opts.agentId,
       beforeSend: (entry) => holder.reporter?.beforeSend(entry) ?? Promise.resolve(),
       backoff: opts.backoff,
+      diskRetryMs: opts.diskRetryMs,
       logger: opts.logger,
       sleep: opts.sleep,
       random: opts.random,
     });
     const reporter = new ServerReporter(opts, outbox);
     holder.reporter = reporter;
-    await mkdir(reporter.spoolDir, { recursive: true, mode: 0o700 });
+    await ensureRealDir(reporter.spoolDir);
     await reporter.recoverSpools();
     outbox.start();
     return reporter;
@@ -99,6 +105,17 @@ export class ServerReporter implements Reporter {
     let n = 0;
     for (const s of this.shippers.values()) n += s.pending;
     return n;
+  }
+
+  /**
+   * The outbox for `/api/status`: messages pending, those only in memory
+   * because the disk refused them, and the disk's error (the outbox's, else
+   * a log spool's) while writes fail.
+   */
+  outboxState(): OutboxState {
+    const state = this.outbox.state();
+    const spoolError = this.spoolErrors.values().next().value;
+    return { ...state, disk_error: state.disk_error ?? (spoolError === undefined ? null : `log spool: ${spoolError}`) };
   }
 
   /** Waits (bounded) until every line and outbox entry is delivered: for a clean shutdown. */
@@ -135,6 +152,10 @@ export class ServerReporter implements Reporter {
         sleep: this.opts.sleep,
         random: this.opts.random,
         onGiveUp: (id, err) => this.onGiveUp(id, err),
+        onSpoolDiskError: (id, error) => {
+          if (error === undefined) this.spoolErrors.delete(id);
+          else this.spoolErrors.set(id, error);
+        },
       },
       resume,
     );
@@ -182,6 +203,12 @@ export class ServerReporter implements Reporter {
         this.shippers.set(testId, shipper);
         this.closeShipper(testId);
       } catch (err) {
+        if (isNotRegular(err)) {
+          // A planted link is never followed (its target is not sent): the link goes.
+          this.logger.warn(`log spool: ${errorText(err)}; removed`);
+          await rm(join(this.spoolDir, name), { force: true }).catch(() => {});
+          continue;
+        }
         this.logger.warn(`log spool of test ${testId} is unreadable: ${errorText(err)}`);
       }
     }
