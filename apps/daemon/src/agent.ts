@@ -17,6 +17,7 @@ import { createApiApp } from "./api-app.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { type AgentLogger, createAgentLogger } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
+import { checkStateDir } from "./state-dir.js";
 import { AGENT_VERSION } from "./version.js";
 
 export const SHUTDOWN_REASON = "Agent shutting down";
@@ -110,6 +111,8 @@ async function sweepLeftovers(runtime: ContainerRuntime, agentLabel: string, log
  * later), start the heartbeat loop and the local API, claim the pid file.
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<AgentHandle> {
+  // Before anything is written there: created 0700, refused when others can plant files in it.
+  checkStateDir(config.state_dir);
   const logger =
     options.logger ?? createAgentLogger({ level: config.log_level, file: join(config.state_dir, "logs", "agent.log"), secrets: [config.token] });
   const env = options.env ?? process.env;

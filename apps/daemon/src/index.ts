@@ -6,4 +6,5 @@ export * from "./agent.js";
 export * from "./agent-metrics.js";
 export * from "./logging.js";
 export * from "./pid-file.js";
+export * from "./state-dir.js";
 export { AGENT_VERSION } from "./version.js";

@@ -38,7 +38,7 @@ describe("RotatingFile", () => {
   it("rotates by size and keeps N old files", async () => {
     const dir = await tempDir();
     const path = join(dir, "agent.log");
-    const f = new RotatingFile(path, 100, 2);
+    const f = new RotatingFile(path, { maxBytes: 100, keep: 2 });
     for (let i = 0; i < 10; i++) f.write(`${String(i).repeat(39)}\n`);
     await new Promise<void>((r) => f.end(r));
     expect((await readdir(dir)).sort()).toEqual(["agent.log", "agent.log.1", "agent.log.2"]);

@@ -47,12 +47,21 @@ function wrap(p: Pino, redact: (text: string) => string): AgentLogger {
 /**
  * Structured JSON logs (pino) to stdout for journald and to a size-rotated
  * file (5 MB x 3 by default). Every message and field is scrubbed of the
- * given secrets before it is written.
+ * given secrets before it is written. The file is never opened through a
+ * symbolic link (a one-line KittError instead).
  */
 export function createAgentLogger(options: AgentLoggerOptions): AgentLogger {
-  const streams: { stream: Writable; level: LogLevel }[] = [{ stream: options.stdout ?? process.stdout, level: options.level }];
+  const stdout = options.stdout ?? process.stdout;
+  const streams: { stream: Writable; level: LogLevel }[] = [{ stream: stdout, level: options.level }];
   if (options.file !== undefined) {
-    streams.push({ stream: new RotatingFile(options.file, options.maxFileBytes, options.keepFiles), level: options.level });
+    const file = options.file;
+    // A log file that stops taking lines (disk full) must not stop the agent: say so once, on stdout.
+    const onError = (err: Error) =>
+      stdout.write(`${JSON.stringify({ level: "error", time: new Date().toISOString(), name: "kitt-agent", msg: `${file}: ${err.message} (every log line still goes to stdout)` })}\n`);
+    streams.push({
+      stream: new RotatingFile(file, { ...(options.maxFileBytes !== undefined ? { maxBytes: options.maxFileBytes } : {}), ...(options.keepFiles !== undefined ? { keep: options.keepFiles } : {}), onError }),
+      level: options.level,
+    });
   }
   const p = pino(
     {

@@ -1,8 +1,10 @@
-import { readFileSync } from "node:fs";
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { closeSync, fsyncSync, readFileSync, writeSync } from "node:fs";
+import { rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 import { KittError } from "@kitt/protocol";
+
+import { createExclusive, readSmallRegularFile } from "./state-dir.js";
 
 /**
  * True when `pid` is a live Node process running kitt-agent (its entry point
@@ -26,9 +28,10 @@ export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "
   }
 }
 
+/** The pid in a pid file; undefined when absent or anything but a small regular file holding a pid (a link, a FIFO: never followed or waited on). */
 export async function readPid(path: string): Promise<number | undefined> {
   try {
-    const n = Number((await readFile(path, "utf8")).trim());
+    const n = Number(readSmallRegularFile(path)?.trim() ?? "");
     return Number.isSafeInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
@@ -50,13 +53,20 @@ export async function claimPidFile(
   if (existing !== undefined && existing !== pid && isAgent(existing)) {
     throw new KittError(`kitt-agent is already running (pid ${existing}, ${path}); stop it first with kitt-agent stop`, { code: "ALREADY_RUNNING" });
   }
+  // A predictable name: created new (O_EXCL), so a link planted there is removed, never written through.
   const tmp = join(dirname(path), `.agent.pid.${pid}.tmp`);
-  const fh = await open(tmp, "w", 0o644);
+  let fd: number;
   try {
-    await fh.writeFile(`${pid}\n`);
-    await fh.sync();
+    fd = createExclusive(tmp, 0o644);
+  } catch {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    fd = createExclusive(tmp, 0o644);
+  }
+  try {
+    writeSync(fd, `${pid}\n`);
+    fsyncSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   await rename(tmp, path);
   return async () => {
