@@ -67,6 +67,19 @@ describe("HeartbeatLoop: server down or failing", () => {
     expect(t.logger.records.filter((r) => r.level === "warn")).toHaveLength(1);
   });
 
+  it("a response body over the client's cap is a failed heartbeat like any other, then the loop recovers", async () => {
+    const srv = await h.server();
+    const t = h.loop(srv, { backoff, random: () => 1 });
+    const flood = srv.floodNext(1, 200 * 1024 * 1024, { path: HEARTBEAT });
+    await t.loop.start();
+    expect(await t.sleeper.fireNext()).toBe(1_000);
+    await flood.closed;
+    expect(flood.sent).toBeLessThan(64 * 1024 * 1024);
+    expect(t.lines("warn", /heartbeat failing: .*\/heartbeat: response body larger than 16 MiB \(16777216 bytes\); abandoned/)).toHaveLength(1);
+    await t.sleeper.next();
+    expect(t.loop.state).toMatchObject({ health: "ok", failures: 1, successes: 1 });
+  }, 20_000);
+
   it("believes a Retry-After header, within the cap", async () => {
     // The fake server cannot send headers on injected faults: a bare HTTP server answers instead.
     const answers = ["7", "120"];
@@ -95,11 +108,11 @@ describe("HeartbeatLoop: server down or failing", () => {
   it("counts an invalid response as a failure and says what was wrong", async () => {
     const srv = await h.server();
     const t = h.loop(srv, { backoff, random: () => 1 });
-    srv.failNext(1, 200, { ack: true, commands: "not-a-list" }, { path: HEARTBEAT });
+    srv.failNext(1, 200, ["not", "a", "response"], { path: HEARTBEAT });
     await t.loop.start();
     expect((await t.sleeper.next()).ms).toBe(1_000);
     expect(t.loop.state.health).toBe("failing");
-    expect(t.lines("warn", /heartbeat failing: invalid heartbeat response: commands/)).toHaveLength(1);
+    expect(t.lines("warn", /heartbeat failing: invalid heartbeat response: \(root\) must be an object, got an array/)).toHaveLength(1);
     await t.sleeper.fireNext();
     await t.sleeper.next();
     expect(t.loop.state.health).toBe("ok");

@@ -8,7 +8,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
 import type * as GotNamespace from "got";
-import type { Got, OptionsInit, Response } from "got";
+import type { Got, OptionsInit, RequestPromise, Response } from "got";
 
 import { backoffDelay, type BackoffPolicy, parseRetryAfter, sleep as defaultSleep } from "./backoff.js";
 import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } from "./client-errors.js";
@@ -52,6 +52,12 @@ export interface KittServerClientOptions {
   connectTimeoutMs?: number;
   /** Retries after the first attempt for retryable failures (default 3). */
   retries?: number;
+  /**
+   * Largest JSON response body read (default 16 MiB): a longer one is
+   * abandoned as soon as it passes the cap and the call fails with a
+   * TOO_LARGE KittError naming the route (not retried).
+   */
+  maxResponseBytes?: number;
   backoff?: BackoffPolicy;
   logger?: Logger;
   /** Seams for tests. */
@@ -62,6 +68,8 @@ export interface KittServerClientOptions {
 
 export interface CallOptions {
   timeoutMs?: number;
+  /** This call's response body cap (default: the client's maxResponseBytes). */
+  maxResponseBytes?: number;
   retries?: number;
   signal?: AbortSignal;
 }
@@ -94,7 +102,10 @@ export interface BuildContextDownloadOptions extends CallOptions {
 
 /** Where a verified build context is put inside `destDir`. */
 export const BUILD_CONTEXT_FILENAME = "kitt-build-context.tar.gz";
-const DEFAULT_MAX_BUILD_CONTEXT_BYTES = 4 * 1024 ** 3;
+/** Downloads to a file (agent package, build context) stop at this size. */
+const DEFAULT_MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
+/** JSON answers are read into memory: a heartbeat with thousands of commands is well below this. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 type Method = "GET" | "POST";
 
@@ -129,6 +140,7 @@ export class KittServerClient {
   private readonly random: () => number;
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly maxResponseBytes: number;
 
   constructor(options: KittServerClientOptions) {
     let url: URL;
@@ -150,6 +162,7 @@ export class KittServerClient {
     this.random = options.random ?? Math.random;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.maxResponseBytes = checkCap(options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     const tls = options.tls ?? {};
     this.agents = {
       http: new HttpAgent({ keepAlive: true, maxSockets: 8 }),
@@ -274,7 +287,7 @@ export class KittServerClient {
     await mkdir(destDir, { recursive: true });
     const tmp = join(destDir, `.${randomBytes(6).toString("hex")}.download`);
     try {
-      const { sha256, bytes } = await this.streamToFile("api/v1/agent/package", tmp, opts);
+      const { sha256, bytes } = await this.streamToFile("api/v1/agent/package", tmp, opts, DEFAULT_MAX_DOWNLOAD_BYTES);
       if (sha256 !== digest.sha256.toLowerCase()) {
         throw new IntegrityError(`agent package ${filename}: sha256 ${sha256} does not match the server's ${digest.sha256.toLowerCase()}`);
       }
@@ -318,7 +331,7 @@ export class KittServerClient {
     await mkdir(destDir, { recursive: true });
     const tmp = join(destDir, `.${randomBytes(6).toString("hex")}.download`);
     try {
-      const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BUILD_CONTEXT_BYTES;
+      const maxBytes = opts.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
       const { sha256, bytes } = await this.streamToFile("api/v1/agent/build-context", tmp, opts, maxBytes);
       if (sha256 !== digest.sha256) {
         throw new IntegrityError(`build context digest mismatch: the download's sha256 ${sha256} is not the server's ${digest.sha256}`);
@@ -332,7 +345,7 @@ export class KittServerClient {
   }
 
   /** Streams a GET into `file` (retried from the start), hashing as it goes. */
-  private async streamToFile(path: string, file: string, opts: CallOptions, maxBytes = Infinity): Promise<{ sha256: string; bytes: number }> {
+  private async streamToFile(path: string, file: string, opts: CallOptions, maxBytes: number): Promise<{ sha256: string; bytes: number }> {
     return this.withRetries("GET", path, opts, async () => {
       const hash = createHash("sha256");
       let size = 0;
@@ -372,7 +385,7 @@ export class KittServerClient {
       const request: OptionsInit = { method, timeout: this.timeouts(opts), signal: opts.signal };
       if (body !== undefined) request.json = body;
       const http = await this.http();
-      const res = (await http(path, request)) as Response<string>;
+      const res = await this.capped(http, path, request, method, opts.maxResponseBytes ?? this.maxResponseBytes);
       const status = res.statusCode;
       this.logger.debug(`${method} /${path} -> ${status} in ${Date.now() - started} ms`);
       if (status < 200 || status >= 300) {
@@ -387,6 +400,27 @@ export class KittServerClient {
         throw new ProtocolError(`response of ${method} /${stripQuery(path)}`, "", "is not JSON");
       }
     });
+  }
+
+  /**
+   * One request whose body may not pass `cap` (announced or as it arrives):
+   * got's buffer then holds at most the cap plus one chunk, and the socket
+   * is destroyed instead of read to the end. Bodies are not decompressed
+   * (none is asked for), so the cap counts what is held in memory.
+   */
+  private async capped(http: Got, path: string, request: OptionsInit, method: Method, cap: number): Promise<Response<string>> {
+    const over = new AbortController();
+    const signal = request.signal instanceof AbortSignal ? AbortSignal.any([request.signal, over.signal]) : over.signal;
+    const call = http(path, { ...request, signal, decompress: false }) as RequestPromise<Response<string>>;
+    call.on("downloadProgress", (progress) => {
+      if (!over.signal.aborted && (progress.transferred > cap || (progress.total ?? 0) > cap)) over.abort();
+    });
+    try {
+      return await call;
+    } catch (err) {
+      if (!over.signal.aborted || request.signal?.aborted === true) throw err;
+      throw new KittError(`${method} /${stripQuery(path)}: response body larger than ${formatBytes(cap)}; abandoned`, { code: "TOO_LARGE" });
+    }
   }
 
   private async withRetries<T>(method: Method, path: string, opts: CallOptions, attemptFn: () => Promise<T>): Promise<T> {
@@ -443,6 +477,16 @@ export class KittServerClient {
   private redact(text: string): string {
     return this.token.length >= 4 ? text.split(this.token).join("***") : text;
   }
+}
+
+function checkCap(bytes: number): number {
+  if (!(Number.isSafeInteger(bytes) && bytes > 0)) throw new KittError(`maxResponseBytes must be a positive integer, got ${bytes}`, { code: "USAGE" });
+  return bytes;
+}
+
+function formatBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB (${bytes} bytes)` : `${bytes} bytes`;
 }
 
 function enc(id: string): string {

@@ -8,3 +8,13 @@ const testkitRoot = dirname(createRequire(import.meta.url).resolve("@kitt/testki
 export function fixture(name: string): unknown {
   return JSON.parse(readFileSync(join(testkitRoot, "fixtures", "protocol", name), "utf8")) as unknown;
 }
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function caught(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected a rejection");
+}

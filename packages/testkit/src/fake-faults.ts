@@ -4,7 +4,22 @@ import type { FaultOptions, RecordedRequest, RequestMatch } from "./fake-server-
 type Rule =
   | { kind: "fail"; remaining: number; match: RequestMatch; status: number; body: unknown; headers: Record<string, string> }
   | { kind: "drop"; remaining: number; match: RequestMatch }
-  | { kind: "delay"; remaining: number; match: RequestMatch; ms: number };
+  | { kind: "delay"; remaining: number; match: RequestMatch; ms: number }
+  | { kind: "flood"; remaining: number; match: RequestMatch; bytes: number; announce: boolean; result: FloodResult & { onClosed: () => void } };
+
+/** What a flood answer managed to send before the client hung up (or the body ended). */
+export interface FloodResult {
+  /** Body bytes the server handed to the socket. */
+  sent: number;
+  /** The body's announced size. */
+  size: number;
+  /** True once the response ended or its socket closed. */
+  done: boolean;
+  /** Resolves when `done` turns true. */
+  closed: Promise<void>;
+}
+
+const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 0x20);
 
 function matches(match: RequestMatch, req: Request): boolean {
   if (match.method !== undefined && match.method.toUpperCase() !== req.method) return false;
@@ -14,6 +29,31 @@ function matches(match: RequestMatch, req: Request): boolean {
 
 function checkCount(n: number): void {
   if (!(Number.isInteger(n) && n >= 0) && n !== Infinity) throw new RangeError(`fault count must be a non-negative integer, got ${n}`);
+}
+
+/** Writes `bytes` of body, respecting backpressure, until done or the client closes. */
+function flood(res: Response, bytes: number, announce: boolean, result: FloodResult & { onClosed: () => void }): void {
+  res.status(200).set("content-type", "application/json");
+  if (announce) res.set("content-length", String(bytes));
+  const head = Buffer.from('{"pad":"');
+  const finish = (): void => {
+    result.done = true;
+    result.onClosed();
+  };
+  res.once("close", finish);
+  const pump = (): void => {
+    while (result.sent < bytes && !res.destroyed) {
+      const chunk = result.sent === 0 ? head : FLOOD_CHUNK;
+      const piece = chunk.subarray(0, Math.min(chunk.length, bytes - result.sent));
+      result.sent += piece.length;
+      if (!res.write(piece)) {
+        res.once("drain", pump);
+        return;
+      }
+    }
+    if (result.sent >= bytes) res.end();
+  };
+  pump();
 }
 
 /**
@@ -43,6 +83,25 @@ export class FaultInjector {
     this.rules.push({ kind: "delay", remaining: n, match, ms });
   }
 
+  /**
+   * Answers the next n matching requests 200 with a JSON body of `bytes`
+   * bytes (`{"pad":"     ...`, never complete JSON), streamed in 64 KiB
+   * chunks as fast as the client reads them, without holding the body in
+   * memory. The returned result says how much was sent before the client
+   * gave up: a client that bounds what it reads stops far below `bytes`.
+   * Sent chunked unless `contentLength` announces the size up front.
+   */
+  floodNext(n: number, bytes: number, options: RequestMatch & { contentLength?: boolean } = {}): FloodResult {
+    const { contentLength = false, ...match } = options;
+    checkCount(n);
+    if (!(Number.isSafeInteger(bytes) && bytes > 0)) throw new RangeError(`flood size must be a positive integer, got ${bytes}`);
+    let onClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (onClosed = resolve));
+    const result: FloodResult & { onClosed: () => void } = { sent: 0, size: bytes, done: false, closed, onClosed };
+    this.rules.push({ kind: "flood", remaining: n, match, bytes, announce: contentLength, result });
+    return result;
+  }
+
   clear(): void {
     this.rules = [];
   }
@@ -66,10 +125,14 @@ export class FaultInjector {
   middleware() {
     return (req: Request, res: Response, next: NextFunction): void => {
       const proceed = (): void => {
-        const rule = this.take(["fail", "drop"], req);
+        const rule = this.take(["fail", "drop", "flood"], req);
         if (!rule) return next();
         const entry = res.locals.recorded as RecordedRequest | undefined;
         if (entry && rule.kind !== "delay") entry.fault = rule.kind;
+        if (rule.kind === "flood") {
+          flood(res, rule.bytes, rule.announce, rule.result);
+          return;
+        }
         if (rule.kind === "drop") {
           req.socket.destroy();
           return;

@@ -53,7 +53,7 @@ export interface RecordedRequest {
   /** The client's port: the same one on several requests means a reused (kept-alive) connection. */
   remotePort: number | null;
   /** The injected fault that answered it, if any. */
-  fault: "fail" | "drop" | null;
+  fault: "fail" | "drop" | "flood" | null;
   receivedAt: Date;
 }
 
@@ -106,7 +106,7 @@ export interface RequestLogEntry {
   url: string;
   status: number | null;
   durationMs: number;
-  fault: "fail" | "drop" | null;
+  fault: "fail" | "drop" | "flood" | null;
 }
 
 export interface FakeServerTlsOptions {

@@ -2,7 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { createFakeApp } from "./fake-app.js";
-import { FaultInjector } from "./fake-faults.js";
+import { FaultInjector, type FloodResult } from "./fake-faults.js";
 import type {
   AgentRecord,
   Command,
@@ -286,6 +286,11 @@ export class FakeKittServer {
   /** Destroys the socket of the next n matching requests without answering. */
   dropNext(n: number, match?: RequestMatch): void {
     this.faults.dropNext(n, match);
+  }
+
+  /** Answers the next n matching requests with a `bytes`-long body (see FaultInjector.floodNext). */
+  floodNext(n: number, bytes: number, options?: RequestMatch & { contentLength?: boolean }): FloodResult {
+    return this.faults.floodNext(n, bytes, options);
   }
 
   /** Delays the next n matching requests by ms before handling them. */

@@ -15,6 +15,7 @@ export type {
   RequestMatch,
   TestRow,
 } from "./fake-server-types.js";
+export type { FloodResult } from "./fake-faults.js";
 export { DEFAULT_SETTINGS } from "./fake-store.js";
 export type { QueueTestInput } from "./fake-store.js";
 export { makeTestPki, writeTestPki } from "./pki.js";
