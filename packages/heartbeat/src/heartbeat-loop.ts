@@ -69,6 +69,7 @@ export class HeartbeatLoop {
   private nextDelayMs: number | null = null;
   private lastSettingsKey: string | null = null;
   private lastProblemsKey = "";
+  private lastResponseProblemsKey = "";
 
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -303,6 +304,7 @@ export class HeartbeatLoop {
   }
 
   private async handle(response: HeartbeatResponse): Promise<void> {
+    this.warnResponseProblems(response.problems);
     if (response.agent_id !== undefined && response.agent_id !== this.agentId) {
       if (this.agentId !== null) this.logger.info(`the KITT server calls this agent ${response.agent_id} (was ${this.agentId}); adopting it`);
       this.adoptId(response.agent_id);
@@ -313,6 +315,13 @@ export class HeartbeatLoop {
       if (outcome === "dispatched") this.commandsDispatched++;
       else this.commandsDuplicate++;
     }
+  }
+
+  /** One warning per odd field of the response, again only when the set of them changes. */
+  private warnResponseProblems(problems: readonly string[]): void {
+    const key = problems.join("\n");
+    if (key !== this.lastResponseProblemsKey) for (const problem of problems) this.logger.warn(`heartbeat response: ${problem}`);
+    this.lastResponseProblemsKey = key;
   }
 
   private applySettings(response: HeartbeatResponse): void {

@@ -264,8 +264,9 @@ describe("KittServerClient over HTTP", () => {
     const { c } = client(srv);
     srv.failNext(1, 201, { heartbeat_interval_s: 30 }, { path: "/api/v1/agents/register" });
     await expect(c.register(registration)).rejects.toThrow("invalid register response: agent_id is required");
-    srv.failNext(1, 200, { ack: true, commands: "nope" });
-    await expect(c.heartbeat("x", {})).rejects.toThrow(/invalid heartbeat response: commands must be array/);
+    // A heartbeat response is read field by field; only a body that is no object fails as a whole.
+    srv.failNext(1, 200, ["nope"]);
+    await expect(c.heartbeat("x", {})).rejects.toThrow("invalid heartbeat response: (root) must be an object, got an array");
   });
 
   it("downloads the agent package and checks its sha256", async () => {

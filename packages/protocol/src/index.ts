@@ -4,6 +4,7 @@ export * from "./messages.js";
 export { SAFE_ID_PATTERN, schemas, type SchemaName } from "./schemas.js";
 export { check, validate } from "./validate.js";
 export * from "./settings.js";
+export * from "./json-limits.js";
 export * from "./parse.js";
 export * from "./config-fields.js";
 export * from "./config.js";

@@ -165,6 +165,8 @@ export interface HeartbeatResponse {
   settings: AgentSettings;
   /** Problems met while normalising settings (bad values are ignored, not fatal). */
   settingsProblems: string[];
+  /** Top-level fields that could not be used (`ack: expected a boolean, ...`); the rest of the response still counts. */
+  problems: string[];
 }
 
 /** `POST /api/v1/quicktest/<test_id>/logs` body. */

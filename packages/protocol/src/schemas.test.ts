@@ -140,13 +140,16 @@ describe("parseHeartbeatResponse", () => {
   });
 
   it("treats missing commands/settings as empty", () => {
-    expect(parseHeartbeatResponse({ ack: true })).toEqual({ ack: true, commands: [], settings: {}, settingsProblems: [] });
+    expect(parseHeartbeatResponse({ ack: true })).toEqual({ ack: true, commands: [], settings: {}, settingsProblems: [], problems: [] });
     expect(parseHeartbeatResponse({ ack: true, commands: null, settings: null }).commands).toEqual([]);
   });
 
-  it("names the field of a bad envelope", () => {
-    expect(() => parseHeartbeatResponse(fixture("malformed/heartbeat-response-commands-not-array.json"))).toThrow(/commands must be array/);
-    expect(() => parseHeartbeatResponse({ ack: "yes" })).toThrow("invalid heartbeat response: ack must be boolean");
+  it("names an odd envelope field in problems and keeps the rest", () => {
+    expect(parseHeartbeatResponse(fixture("malformed/heartbeat-response-commands-not-array.json")).problems).toEqual([
+      expect.stringMatching(/^commands: expected an array, got an object; no command taken$/),
+    ]);
+    expect(parseHeartbeatResponse({ ack: "yes" })).toMatchObject({ ack: true, problems: ['ack: expected a boolean, got "yes"; taken as true'] });
+    expect(() => parseHeartbeatResponse([])).toThrow("invalid heartbeat response: (root) must be an object, got an array");
   });
 });
 

@@ -93,14 +93,14 @@ const heartbeatRequest = {
   },
 } as const;
 
+// The documented shape. parse.ts reads a response field by field instead
+// (one odd field must not cost the others), so this one only describes it.
 const heartbeatResponse = {
   $id: "heartbeat response",
   type: "object",
   properties: {
     ack: { type: "boolean" },
     agent_id: nonEmpty,
-    // Each command is checked on its own (parse.ts) so one bad command
-    // cannot make the others vanish.
     commands: { type: ["array", "null"] },
     settings: {
       type: ["object", "null"],

@@ -1,4 +1,5 @@
-import type { AgentSettings, RawSettings } from "./messages.js";
+import { describeForeign } from "./json-limits.js";
+import type { AgentSettings } from "./messages.js";
 
 export const HEARTBEAT_INTERVAL_MIN_S = 10;
 export const HEARTBEAT_INTERVAL_MAX_S = 300;
@@ -65,13 +66,19 @@ export function isImageRef(value: string): boolean {
   return parts.length > 0 && parts.every((part) => IMAGE_COMPONENT.test(part));
 }
 
+/** A settings value longer than this is not taken (paths and image names are far shorter). */
+export const MAX_SETTING_CHARS = 4096;
+
 /**
- * Reads the server's settings tolerantly. An empty string (or null) means
- * "not set" and leaves the key out, so the local value stays; unknown keys
- * are ignored; a value that cannot be read is left out and named in
- * `problems` instead of failing the whole heartbeat.
+ * Reads the server's settings tolerantly, each key on its own. An empty
+ * string (or null) means "not set" and leaves the key out, so the local
+ * value stays; unknown keys are ignored whatever they hold; a value that
+ * cannot be read (wrong type, an object, longer than
+ * {@link MAX_SETTING_CHARS}) is left out and named in `problems` instead of
+ * failing the whole heartbeat. Problems describe values briefly and never
+ * walk into them.
  */
-export function normalizeSettings(raw: RawSettings | null | undefined): {
+export function normalizeSettings(raw: Readonly<Record<string, unknown>> | null | undefined): {
   settings: AgentSettings;
   problems: string[];
 } {
@@ -79,16 +86,27 @@ export function normalizeSettings(raw: RawSettings | null | undefined): {
   const problems: string[] = [];
   if (raw === null || raw === undefined) return { settings, problems };
   const isUnset = (v: unknown) => v === null || v === undefined || (typeof v === "string" && v.trim() === "");
+  /** The value of `key` when it can be read at all: a scalar of bounded size. */
+  const readable = (key: string): string | number | boolean | undefined => {
+    const v = raw[key];
+    if (isUnset(v)) return undefined;
+    if (typeof v === "string" && v.length > MAX_SETTING_CHARS) problems.push(`${key}: longer than ${MAX_SETTING_CHARS} characters`);
+    else if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
+    else problems.push(`${key}: expected a string, got ${describeForeign(v)}`);
+    return undefined;
+  };
 
-  if (!isUnset(raw.auto_cleanup)) {
-    const b = parseBoolean(raw.auto_cleanup);
-    if (b === undefined) problems.push(`auto_cleanup: expected a boolean, got ${JSON.stringify(raw.auto_cleanup)}`);
+  const autoCleanup = readable("auto_cleanup");
+  if (autoCleanup !== undefined) {
+    const b = parseBoolean(autoCleanup);
+    if (b === undefined) problems.push(`auto_cleanup: expected a boolean, got ${describeForeign(autoCleanup)}`);
     else settings.auto_cleanup = b;
   }
-  if (!isUnset(raw.heartbeat_interval_s)) {
-    const n = parseNumber(raw.heartbeat_interval_s);
+  const interval = readable("heartbeat_interval_s");
+  if (interval !== undefined) {
+    const n = parseNumber(interval);
     if (n === undefined || n <= 0) {
-      problems.push(`heartbeat_interval_s: expected seconds, got ${JSON.stringify(raw.heartbeat_interval_s)}`);
+      problems.push(`heartbeat_interval_s: expected seconds, got ${describeForeign(interval)}`);
     } else {
       const clamped = clampInterval(n);
       if (clamped !== n) {
@@ -100,15 +118,15 @@ export function normalizeSettings(raw: RawSettings | null | undefined): {
     }
   }
   for (const key of STRING_KEYS) {
-    const v = raw[key];
-    if (isUnset(v)) continue;
-    if (typeof v !== "string") problems.push(`${key}: expected a string, got ${JSON.stringify(v)}`);
+    const v = readable(key);
+    if (v === undefined) continue;
+    if (typeof v !== "string") problems.push(`${key}: expected a string, got ${describeForeign(v)}`);
     else settings[key] = v.trim();
   }
-  if (!isUnset(raw.kitt_image)) {
-    const v = raw.kitt_image;
-    if (typeof v !== "string" || !isImageRef(v.trim())) problems.push(`kitt_image: expected a Docker image reference, got ${JSON.stringify(v)}`);
-    else settings.kitt_image = v.trim();
+  const image = readable("kitt_image");
+  if (image !== undefined) {
+    if (typeof image !== "string" || !isImageRef(image.trim())) problems.push(`kitt_image: expected a Docker image reference, got ${describeForeign(image)}`);
+    else settings.kitt_image = image.trim();
   }
   return { settings, problems };
 }

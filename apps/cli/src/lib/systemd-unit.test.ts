@@ -56,6 +56,7 @@ describe("renderUnit", () => {
       "Restart=on-failure",
       "RestartSec=10",
       "TimeoutStopSec=40",
+      "LimitNOFILE=65536",
       "WantedBy=multi-user.target",
     ]) {
       expect(text.split("\n")).toContain(line);

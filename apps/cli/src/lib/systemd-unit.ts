@@ -1,5 +1,11 @@
 export const SERVICE_NAME = "kitt-agent";
 export const UNIT_FILE = `${SERVICE_NAME}.service`;
+/**
+ * Open files allowed to the service: the local API's connection cap, SSE
+ * readers, log spools and benchmark pipes all need descriptors, and the
+ * common default of 1,024 is far too few (the API's cap is half the limit).
+ */
+export const UNIT_NOFILE = 65536;
 
 export interface UnitOptions {
   /** The account the agent runs as. */
@@ -62,6 +68,7 @@ export function renderUnit(options: UnitOptions): string {
     // SIGTERM to the daemon only: it stops its benchmark itself and reports the outcome.
     "KillMode=mixed",
     `TimeoutStopSec=${options.stopTimeoutS}`,
+    `LimitNOFILE=${UNIT_NOFILE}`,
     "",
     "[Install]",
     "WantedBy=multi-user.target",
