@@ -34,6 +34,8 @@ export interface LogShipperOptions {
   logger?: Logger;
   /** Called when the spool file's disk refuses appends (the error) and once they work again (undefined). */
   onSpoolDiskError?: (testId: string, error: string | undefined) => void;
+  /** After the spool's disk refused an append, how long before the next try (default 5 s). */
+  spoolRetryMs?: number;
   /** Called when the server refuses for good (401/403/404...): the shipper gives up on this job. */
   onGiveUp?: (testId: string, err: unknown) => void;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -82,7 +84,7 @@ export class LogShipper {
     this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
-    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger, (error) => options.onSpoolDiskError?.(options.testId, error));
+    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger, (error) => options.onSpoolDiskError?.(options.testId, error), options.spoolRetryMs);
     if (resume !== undefined) {
       this.deliveredRecords = resume.deliveredRecords;
       for (const line of resume.lines) this.enqueue(line, false);

@@ -8,7 +8,7 @@ import { openRegularForWrite, readRegularFile, writeAtomic } from "./state-files
 
 /** A spool file past this is not read back (V8 strings end near 512 Mi characters). */
 const MAX_SPOOL_READ_BYTES = 256 * 1024 * 1024;
-/** After a failed append, how long before the next try (the lines wait in memory meanwhile). */
+/** After a failed append, how long before the next try by default (the lines wait in memory meanwhile). */
 const APPEND_RETRY_MS = 5000;
 
 /**
@@ -47,6 +47,7 @@ export class LogSpool {
     readonly testId: string,
     private readonly logger: Logger,
     private readonly onDiskError?: (error: string | undefined) => void,
+    private readonly retryMs: number = APPEND_RETRY_MS,
   ) {}
 
   /** The last append error while appends fail; undefined when they work. */
@@ -113,7 +114,7 @@ export class LogSpool {
         // Kept, in order, before anything pushed since; tried again after a pause.
         if (this.removed) return;
         this.buffer = records.concat(this.buffer);
-        if (this.error === undefined) this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}; its lines wait in memory, appending is retried every ${APPEND_RETRY_MS / 1000} s`);
+        if (this.error === undefined) this.logger.warn(`log spool for test ${this.testId}: ${errorText(err)}; its lines wait in memory, appending is retried every ${this.retryMs / 1000} s`);
         this.setError(errorText(err));
         if (this.stopped) {
           this.halted = true;
@@ -122,7 +123,7 @@ export class LogSpool {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
           this.flush();
-        }, APPEND_RETRY_MS);
+        }, this.retryMs);
         this.retryTimer.unref();
       })
       .finally(() => {

@@ -27,7 +27,7 @@ export interface ServerReporterOptions {
    * makes the shipper give up, which ends the wait at once.
    */
   logDrainTimeoutMs?: number;
-  /** While the disk refuses outbox writes, how often they are tried again (default 5 s). */
+  /** While the disk refuses outbox writes or spool appends, how often they are tried again (default 5 s). */
   diskRetryMs?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
@@ -152,6 +152,7 @@ export class ServerReporter implements Reporter {
         sleep: this.opts.sleep,
         random: this.opts.random,
         onGiveUp: (id, err) => this.onGiveUp(id, err),
+        spoolRetryMs: this.opts.diskRetryMs,
         onSpoolDiskError: (id, error) => {
           if (error === undefined) this.spoolErrors.delete(id);
           else this.spoolErrors.set(id, error);

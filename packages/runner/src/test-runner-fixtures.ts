@@ -3,7 +3,7 @@
  * "share" copied into a staging dir), a reporter that records what it is
  * told, and the fake `kitt` benchmark CLI as a shell script.
  */
-import { cp, mkdir, readdir, rm, stat } from "node:fs/promises";
+import { cp, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 
 import type { ResultReport, StatusUpdate } from "@kitt/protocol";
@@ -146,4 +146,15 @@ echo "a warning" >&2
 if [ -n "$FAKE_METRICS" ]; then printf '%s' "$FAKE_METRICS" > "$O/metrics.json"; else echo '{"throughput_tps": 42.5, "suite": "'$S'"}' > "$O/metrics.json"; fi
 exit \${FAKE_EXIT:-0}`,
   );
+}
+
+/** Under `root`: a share holding one model (`<share>/<model>/config.json`) and a bin dir with the fake `kitt`. */
+export async function shareWithFakeKitt(root: string, model = "Qwen-0.5B"): Promise<{ share: string; binDir: string; modelPath: string }> {
+  const share = join(root, "share");
+  const modelPath = join(share, model);
+  await mkdir(modelPath, { recursive: true });
+  await writeFile(join(modelPath, "config.json"), "{}");
+  const binDir = join(root, "bin");
+  await writeFakeKitt(binDir);
+  return { share, binDir, modelPath };
 }
