@@ -77,6 +77,15 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
       }
       const parsed = parseServerCommand(command);
       const result = runner.submit(parsed);
+      // Acknowledged only once the job is on disk: a crash after the 202 cannot lose it.
+      const durable = await result.persisted.then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      if (result.accepted && durable !== undefined) {
+        runner.cancel(result.job.commandId, "the agent could not record the job on disk");
+        return { ok: false, status: 503, error: `cannot record the job on disk: ${durable}` };
+      }
       if (result.accepted) return { ok: true };
       // Refused: the runner already reported it failed to the server when it had a test id.
       const status = /already received/.test(result.error) ? 409 : /queue is full|shutting down/.test(result.error) ? 503 : 400;

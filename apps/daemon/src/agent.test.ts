@@ -6,7 +6,7 @@ import { useTempDir } from "@kitt/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { RESTART_REASON } from "./agent.js";
-import { AGENT, MODEL, TOKEN, closeWorld, makeWorld, type World } from "./test-agent.js";
+import { AGENT, MODEL, TOKEN, closeWorld, makeWorld, openJournalJobs, type World } from "./test-agent.js";
 
 const tempDir = useTempDir(afterEach);
 const worlds: World[] = [];
@@ -173,7 +173,7 @@ describe("the agent end to end", () => {
     expect(w.server.statuses(row.id)).toEqual(["failed"]);
     expect(w.server.getTest(row.id)?.error).toBe(RESTART_REASON);
     expect(w.server.results[0]?.body).toMatchObject({ command_id: row.command_id, status: "failed", error: RESTART_REASON });
-    expect(await readdir(join(w.config.state_dir, "jobs"))).toEqual([]);
+    expect(await openJournalJobs(w.config.state_dir)).toEqual([]);
   });
 
 });

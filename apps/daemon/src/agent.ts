@@ -315,6 +315,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       onCommand: (command) => {
         const result = runner.submit(command);
         if (!result.accepted) logger.warn(`command ${command.command_id ?? "?"} refused: ${result.error}`);
+        // The loop waits for this before the next heartbeat: the server's commands are on disk first.
+        return result.persisted.catch(() => {});
       },
       onSettings: (settings, problems) => {
         for (const p of problems) logger.warn(`server settings: ${p}`);

@@ -6,7 +6,7 @@ import { useTempDir } from "@kitt/testkit";
 import { afterEach, expect, it } from "vitest";
 
 import { RESTART_REASON } from "./agent.js";
-import { AGENT, MODEL, closeWorld, makeWorld, type World } from "./test-agent.js";
+import { AGENT, MODEL, closeWorld, makeWorld, openJournalJobs, type World } from "./test-agent.js";
 import { killProcessTree, spawnAgent as spawnChild } from "./test-spawn.js";
 
 const tempDir = useTempDir(afterEach);
@@ -85,7 +85,7 @@ it("an agent SIGKILLed mid-job: the restarted agent reports the job failed once,
   });
   await w.server.waitFor(() => w.server.statuses(next.id).includes("failed") && w.server.results.length === 2, 15_000);
   await agent.stop();
-  expect(await readdir(join(w.config.state_dir, "jobs"))).toEqual([]);
+  expect(await openJournalJobs(w.config.state_dir)).toEqual([]);
   expect(existsSync(join(w.config.state_dir, "outbox")) ? (await readdir(join(w.config.state_dir, "outbox"))).filter((f) => f.endsWith(".json")) : []).toEqual([]);
 });
 

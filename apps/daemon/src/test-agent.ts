@@ -5,6 +5,7 @@ import { PassThrough } from "node:stream";
 
 import { defaultConfig, sleep, type AgentConfig } from "@kitt/protocol";
 import { type FakeBenchmarkOptions, type FakeKittServer, startFakeKittServer, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
+import { JobJournal, type JournalRecord } from "@kitt/runner";
 
 import { type AgentHandle, startAgent, type StartAgentOptions } from "./agent.js";
 import { createAgentLogger } from "./logging.js";
@@ -88,4 +89,12 @@ export async function makeWorld(
 export async function closeWorld(world: World): Promise<void> {
   await Promise.all(world.agents.map((a) => a.stop()));
   await world.server.close();
+}
+
+/** The jobs a restarted agent would find unfinished in the journal under `stateDir`. */
+export async function openJournalJobs(stateDir: string): Promise<JournalRecord[]> {
+  const journal = new JobJournal(join(stateDir, "jobs"));
+  const open = await journal.load();
+  await journal.close();
+  return open;
 }

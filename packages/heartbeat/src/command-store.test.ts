@@ -26,6 +26,17 @@ describe("FileCommandStore", () => {
     expect(file).toEqual({ version: 1, ids: ["a1", "b2"] });
   });
 
+  it("addMany records a whole response's ids with one write", async () => {
+    const dir = await tempDir();
+    const store = await FileCommandStore.openIn(dir);
+    const ids = Array.from({ length: 600 }, (_, i) => `cmd-${i}`);
+    await store.addMany(ids);
+    await store.addMany(["cmd-0", "cmd-1"]); // nothing new: no write
+    const again = await FileCommandStore.openIn(dir);
+    expect(again.list()).toEqual(ids);
+    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  });
+
   it("keeps only the newest `limit` ids, on disk too", async () => {
     const dir = await tempDir();
     const store = await FileCommandStore.openIn(dir, { limit: 5 });

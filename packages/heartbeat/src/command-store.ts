@@ -13,6 +13,8 @@ export interface CommandStore {
   has(commandId: string): boolean;
   /** Records the id; resolves once it is durable (for stores that persist). */
   add(commandId: string): Promise<void>;
+  /** Records several ids with one durable write. */
+  addMany(commandIds: readonly string[]): Promise<void>;
 }
 
 export const COMMAND_LEDGER_FILE = "heartbeat-commands.json";
@@ -38,6 +40,10 @@ export class MemoryCommandStore implements CommandStore {
 
   async add(commandId: string): Promise<void> {
     this.remember(commandId);
+  }
+
+  async addMany(commandIds: readonly string[]): Promise<void> {
+    for (const id of commandIds) this.remember(id);
   }
 
   /** Ids in the order they were first seen, oldest first. */
@@ -104,7 +110,13 @@ export class FileCommandStore extends MemoryCommandStore {
   }
 
   override async add(commandId: string): Promise<void> {
-    if (!this.remember(commandId)) return;
+    await this.addMany([commandId]);
+  }
+
+  override async addMany(commandIds: readonly string[]): Promise<void> {
+    let added = false;
+    for (const id of commandIds) if (this.remember(id)) added = true;
+    if (!added) return;
     // Writes are chained so a slow one cannot overwrite a newer list.
     const snapshot: LedgerFile = { version: 1, ids: this.list() };
     const write = this.writing.then(() => writeAtomically(this.path, `${JSON.stringify(snapshot)}\n`));

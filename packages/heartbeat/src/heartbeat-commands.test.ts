@@ -130,13 +130,13 @@ describe("HeartbeatLoop: commands", () => {
   it("dispatches even when the ledger cannot be written, and says so", async () => {
     const srv = await h.server();
     const failing = new MemoryCommandStore();
-    failing.add = () => Promise.reject(new Error("EROFS: read-only file system"));
+    failing.addMany = () => Promise.reject(new Error("EROFS: read-only file system"));
     const t = h.loop(srv, { commandStore: failing });
     const row = srv.queueTest(job);
     await t.loop.start();
     await t.sleeper.next();
     expect(t.commands.map((c) => c.command_id)).toEqual([row.command_id]);
-    expect(t.lines("error", /could not record it as dispatched \(EROFS: read-only file system\); dispatching anyway/)).toHaveLength(1);
+    expect(t.lines("error", /could not record 1 command\(s\) as dispatched \(EROFS: read-only file system\); dispatching anyway/)).toHaveLength(1);
   });
 
   it("an unusable state dir falls back to memory with an error line, heartbeats go on", async () => {

@@ -20,7 +20,7 @@ import {
   unauthorizedDelayMs,
 } from "./cadence.js";
 import { type CommandStore, FileCommandStore, MemoryCommandStore } from "./command-store.js";
-import { dispatchOnce } from "./dispatch.js";
+import { dispatchAll } from "./dispatch.js";
 import { HealthTracker, isAuthError } from "./health-tracker.js";
 import { buildHeartbeatBody } from "./payload.js";
 import { StatusReader } from "./status-reader.js";
@@ -310,11 +310,9 @@ export class HeartbeatLoop {
       this.adoptId(response.agent_id);
     }
     this.applySettings(response);
-    for (const command of response.commands) {
-      const outcome = await dispatchOnce(command, this.store, this.opts.onCommand, this.logger);
-      if (outcome === "dispatched") this.commandsDispatched++;
-      else this.commandsDuplicate++;
-    }
+    const { dispatched, duplicates } = await dispatchAll(response.commands, this.store, this.opts.onCommand, this.logger);
+    this.commandsDispatched += dispatched;
+    this.commandsDuplicate += duplicates;
   }
 
   /** One warning per odd field of the response, again only when the set of them changes. */

@@ -1,10 +1,12 @@
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { afterEach, describe, expect, it } from "vitest";
 
 import { useTempDir } from "@kitt/testkit";
 
+import { JobJournal } from "./job-journal.js";
 import { JobRunner } from "./job-runner.js";
 import { until } from "./test-processes.js";
 import { DirResolver, RecordingReporter, writeFakeKitt } from "./test-runner-fixtures.js";
@@ -40,33 +42,124 @@ async function setup() {
   return { root, make, command, journalDir: join(root, "state", "jobs") };
 }
 
+/** The journal's records, as a restarted agent would replay them (this compacts the file). */
+async function replay(dir: string) {
+  const journal = new JobJournal(dir);
+  const open = await journal.load();
+  await journal.close();
+  return open;
+}
+
+async function journalLines(dir: string): Promise<{ t: string; c: string }[]> {
+  const text = await readFile(join(dir, "journal.log"), "utf8").catch(() => "");
+  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { t: string; c: string });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 describe("JobRunner: jobs interrupted by a crash", () => {
-  it("a finished job leaves nothing in the journal", async () => {
+  it("a finished job leaves nothing open in the journal", async () => {
     const t = await setup();
     const { runner } = t.make();
-    runner.submit(t.command("1"));
+    await runner.recoverInterrupted();
+    const r = runner.submit(t.command("1"));
+    await r.persisted;
     await runner.whenIdle();
-    expect(await readdir(t.journalDir)).toEqual([]);
+    expect(await replay(t.journalDir)).toEqual([]);
   });
 
-  it("the next start reports the running and the queued job failed, once, and removes their output dirs", async () => {
+  it("the next start kills the benchmark the dead agent left, reports the running and the queued job failed once, and removes their output dirs", async () => {
     const t = await setup();
     // The "crashed" agent: one job running, one queued; it never gets to report them.
     const crashed = t.make({ FAKE_GATE: "/nonexistent/gate" });
-    crashed.runner.submit(t.command("1"));
-    crashed.runner.submit(t.command("2"));
+    await crashed.runner.recoverInterrupted();
+    await crashed.runner.submit(t.command("1")).persisted;
+    await crashed.runner.submit(t.command("2")).persisted;
     await until(() => crashed.reporter.lines("t1").some((l) => l.startsWith("grandchild ")), "the benchmark to start");
-    await until(async () => (await readdir(t.journalDir)).length === 2, "both jobs journaled");
+    const grandchild = Number(crashed.reporter.lines("t1").find((l) => l.startsWith("grandchild "))?.split(" ")[1]);
+    expect(alive(grandchild)).toBe(true);
+    await until(async () => (await journalLines(t.journalDir)).some((e) => e.t === "p" && e.c === "c1"), "the process group journaled");
     expect((await readdir(join(t.root, "work", "runs"))).length).toBe(1);
 
     const restarted = t.make();
     expect(await restarted.runner.recoverInterrupted()).toEqual(["c1", "c2"]);
+    // Killed before its run directory went: nothing of the dead agent's benchmark survives.
+    expect(alive(grandchild)).toBe(false);
     expect(restarted.reporter.trail()).toEqual(["result c1 failed", "status t1 failed", "result c2 failed", "status t2 failed"]);
     expect(restarted.reporter.statuses("t1")).toEqual([{ status: "failed", error: "Agent restarted during the job" }]);
-    expect(await readdir(t.journalDir)).toEqual([]);
+    expect(await replay(t.journalDir)).toEqual([]);
     await expect(readdir(join(t.root, "work", "runs"))).rejects.toThrow(/ENOENT/);
-    expect(await restarted.runner.recoverInterrupted()).toEqual([]);
+    expect(await t.make().runner.recoverInterrupted()).toEqual([]);
 
     await crashed.runner.shutdown();
+  });
+
+  it("an outcome decided before the crash is the one reported, never a second, different one", async () => {
+    const t = await setup();
+    // A kill between writing the outcome and the outbox taking it.
+    const journal = new JobJournal(t.journalDir);
+    await journal.load();
+    await journal.accepted({ commandId: "c9", testId: "t9", type: "run_test", acceptedAt: 1 });
+    await journal.outcome("c9", { status: "completed", resultData: { throughput: 1.5 } });
+    await journal.close();
+
+    const restarted = t.make();
+    expect(await restarted.runner.recoverInterrupted()).toEqual(["c9"]);
+    expect(restarted.reporter.trail()).toEqual(["result c9 completed", "status t9 completed"]);
+    expect(restarted.reporter.results("c9")[0]?.result_data).toEqual({ throughput: 1.5 });
+    expect(await replay(t.journalDir)).toEqual([]);
+  });
+
+  it("a command sent again after a restart is a duplicate, not a new job", async () => {
+    const t = await setup();
+    const first = t.make();
+    await first.runner.recoverInterrupted();
+    await first.runner.submit(t.command("1")).persisted;
+    await first.runner.whenIdle();
+
+    const restarted = t.make();
+    await restarted.runner.recoverInterrupted();
+    expect(restarted.runner.submit(t.command("1"))).toMatchObject({ accepted: false, error: "command c1 was already received", reported: false });
+    expect(restarted.reporter.trail()).toEqual([]);
+    expect(restarted.runner.submit(t.command("2")).accepted).toBe(true);
+    await restarted.runner.whenIdle();
+  });
+
+  it("3,000 commands at once: each acceptance or refusal is on disk before it is acknowledged, with a handful of fsyncs", async () => {
+    const t = await setup();
+    const { runner, reporter } = t.make({ FAKE_GATE: "/nonexistent/gate" });
+    await runner.recoverInterrupted();
+    const results = Array.from({ length: 3000 }, (_, i) => runner.submit(t.command(`${i}`)));
+    await Promise.all(results.map((r) => r.persisted));
+    const lines = await journalLines(t.journalDir);
+    // 1 running + 16 queued accepted; the rest refused for a full queue, each recorded (accepted + outcome).
+    expect(results.filter((r) => r.accepted)).toHaveLength(17);
+    expect(new Set(lines.filter((e) => e.t === "a").map((e) => e.c)).size).toBe(3000);
+    expect(lines.filter((e) => e.t === "o")).toHaveLength(2983);
+    expect(runner.journalSyncs).toBeLessThan(20);
+    await until(() => reporter.results().length === 2983, "every refusal reported");
+    await runner.shutdown();
+  });
+
+  it("a refusal naming a running job's test posts no status to that test", async () => {
+    const t = await setup();
+    const { runner, reporter } = t.make({ FAKE_GATE: "/nonexistent/gate" });
+    await runner.recoverInterrupted();
+    await runner.submit(t.command("1")).persisted;
+    await until(() => reporter.lines("t1").some((l) => l.startsWith("grandchild ")), "the benchmark to start");
+    const bad = runner.submit({ kind: "unknown", command_id: "c-bad", test_id: "t1", type: "frobnicate", payload: {} });
+    expect(bad).toMatchObject({ accepted: false, error: "unsupported command type: frobnicate" });
+    await bad.persisted;
+    await until(() => reporter.results("c-bad").length === 1, "the refusal's result");
+    expect(reporter.statuses("t1")).toEqual([{ status: "running" }]);
+    await runner.shutdown();
+    expect(reporter.statuses("t1").map((u) => u.status)).toEqual(["running", "failed"]);
   });
 });

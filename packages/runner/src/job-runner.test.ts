@@ -205,7 +205,7 @@ describe("JobRunner: cancel", () => {
     expect(t.reporter.statuses("t-1").at(-1)).toEqual({ status: "failed", error: "Agent shutting down" });
     expect(t.reporter.statuses("t-2")).toEqual([{ status: "failed", error: "Agent shutting down" }]);
     const late = t.runner.submit(runTest("3", { model_path: join(t.share, "Qwen-0.5B") }));
-    expect(late).toEqual({ accepted: false, error: "Agent shutting down", reported: true });
+    expect(late).toMatchObject({ accepted: false, error: "Agent shutting down", reported: true });
   });
 });
 
@@ -227,7 +227,7 @@ describe("JobRunner: queue", () => {
     expect(runner.runningCount).toBe(1);
     expect(runner.queuedCount).toBe(2);
     const refused = runner.submit(runTest("4", { model_path: join(t.share, "Qwen-0.5B") }));
-    expect(refused).toEqual({ accepted: false, error: "job queue is full (2 jobs waiting)", reported: true });
+    expect(refused).toMatchObject({ accepted: false, error: "job queue is full (2 jobs waiting)", reported: true });
     await runner.whenIdle();
     await settle();
     const order = (await readFile(record, "utf8")).trim().split("\n").map((l) => l.split(" ")[0]);
@@ -254,7 +254,7 @@ describe("JobRunner: queue", () => {
     const t = await setup();
     const cmd = runTest("1", { model_path: join(t.share, "Qwen-0.5B") });
     expect(t.runner.submit(cmd).accepted).toBe(true);
-    expect(t.runner.submit(cmd)).toEqual({ accepted: false, error: "command c-1 was already received", reported: false });
+    expect(t.runner.submit(cmd)).toMatchObject({ accepted: false, error: "command c-1 was already received", reported: false });
     await t.runner.whenIdle();
     expect(t.runner.submit(cmd).accepted).toBe(false);
     expect(t.reporter.trail().filter((e) => e.startsWith("status"))).toEqual(["status t-1 running", "status t-1 completed"]);
@@ -265,7 +265,7 @@ describe("JobRunner: refused commands", () => {
   it("unsupported types and invalid commands are reported failed, nothing runs", async () => {
     const t = await setup();
     const start: ServerCommand = { kind: "unknown", command_id: "c-9", test_id: "t-9", type: "start_engine", payload: {} };
-    expect(t.runner.submit(start)).toEqual({ accepted: false, error: "unsupported command type: start_engine", reported: true });
+    expect(t.runner.submit(start)).toMatchObject({ accepted: false, error: "unsupported command type: start_engine", reported: true });
     const invalid: ServerCommand = { kind: "invalid", command_id: "c-8", test_id: "t-8", type: "run_test", error: "invalid command: payload is required", raw: {} };
     expect(t.runner.submit(invalid).accepted).toBe(false);
     await settle();

@@ -1,12 +1,13 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 
-import { silentLogger, type Logger, type ResultReport, type ServerCommand, type StatusUpdate } from "@kitt/protocol";
+import { isSafeId, silentLogger, type Logger, type ResultReport, type ServerCommand, type StatusUpdate } from "@kitt/protocol";
 
 import { DEFAULT_KILL_GRACE_MS } from "./benchmark-process.js";
 import { checkCommand, type JobSpec } from "./command-validation.js";
 import { errorText, Job } from "./job.js";
-import { JobJournal } from "./job-journal.js";
+import { JobJournal, type JournalOutcome, type JournalRecord } from "./job-journal.js";
+import { killLeftoverGroup, readProcStat } from "./process-group.js";
 import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
 import { DEFAULT_RING_LINES } from "./log-stream.js";
 import { runCleanupJob } from "./run-cleanup.js";
@@ -68,7 +69,15 @@ export interface JobRunnerOptions {
   now?: () => number;
 }
 
-export type SubmitResult = { accepted: true; job: JobInfo } | { accepted: false; error: string; reported: boolean };
+/**
+ * `persisted` settles once the command's fate is on disk (the job journal):
+ * resolves when it is, rejects when the journal cannot be written. Wait for
+ * it before acknowledging a command (a 202); the job itself starts only
+ * after it has settled.
+ */
+export type SubmitResult =
+  | { accepted: true; job: JobInfo; persisted: Promise<void> }
+  | { accepted: false; error: string; reported: boolean; persisted: Promise<void> };
 
 /**
  * Takes commands, runs them one at a time (or `maxConcurrent`) in FIFO
@@ -89,7 +98,9 @@ export class JobRunner {
   private readonly ctx: RunContext;
   private accepting = true;
   private readonly journal: JobJournal | undefined;
-  private readonly journaled = new Map<Job, Promise<void>>();
+  private journalLoad: Promise<JournalRecord[]> | undefined;
+  /** Per job: its acceptance record's write (the job starts once it settled). */
+  private readonly persisted = new Map<Job, Promise<void>>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: JobRunnerOptions) {
@@ -109,6 +120,7 @@ export class JobRunner {
       maxLineChars: options.maxLineChars,
       autoCleanup: typeof autoCleanup === "function" ? autoCleanup : () => autoCleanup,
       modelInUse: (modelPath, except) => this.modelInUse(modelPath, except),
+      onExecution: (job, execution) => this.recordProcess(job, execution.pid),
       logger: this.logger,
     };
     this.journal = options.stateDir === undefined ? undefined : new JobJournal(join(options.stateDir, "jobs"));
@@ -116,24 +128,51 @@ export class JobRunner {
 
   /**
    * Reports the jobs a previous run of the agent accepted but never reported
-   * (it was killed) as failed with `reason`, and removes run output left
-   * behind. Call once at start, before submitting anything. Returns the
-   * command ids reported.
+   * (it was killed): a benchmark process group it left is killed first (each
+   * process checked by its start time), then the job is reported with the
+   * outcome the journal holds for it, or failed with `reason`; then run
+   * output left behind is removed. Call once at start, before submitting
+   * anything. Returns the command ids (journal keys) reported.
    */
   async recoverInterrupted(reason: string = AGENT_RESTARTED): Promise<string[]> {
+    const leftovers = this.journal === undefined ? [] : await this.loadJournal();
+    for (const rec of leftovers) {
+      if (rec.processGroup === undefined) continue;
+      const killed = await killLeftoverGroup(rec.processGroup.pgid, rec.processGroup.startTicks).catch(() => 0);
+      if (killed > 0) this.logger.warn(`job ${rec.commandId}: killed ${killed} benchmark process(es) left running by the previous agent (process group ${rec.processGroup.pgid})`);
+    }
+    // Only now: no benchmark of an earlier run writes there any more.
     await rm(join(this.opts.workDir, "runs"), { recursive: true, force: true });
-    if (this.journal === undefined) return [];
-    await this.journal.init();
     const reported: string[] = [];
-    for (const rec of await this.journal.leftovers()) {
+    for (const rec of leftovers) {
       if (this.jobs.has(rec.commandId)) continue;
-      this.logger.warn(`job ${rec.commandId} (test ${rec.testId}) was interrupted by an agent restart: reporting it failed`);
-      await this.report(rec.testId, () => this.opts.reporter.result(rec.testId, resultOf(rec.commandId, { status: "failed", error: reason })));
-      await this.report(rec.testId, () => this.opts.reporter.status(rec.testId, { status: "failed", error: reason }));
-      await this.journal.remove(rec.commandId);
+      const outcome: JournalOutcome = rec.outcome ?? { status: "failed", error: reason };
+      if (rec.outcome === undefined) {
+        this.logger.warn(`job ${rec.commandId} (test ${rec.testId}) was interrupted by an agent restart: reporting it failed`);
+        await this.journalWrite(() => this.journal?.outcome(rec.commandId, outcome));
+      } else {
+        this.logger.info(`job ${rec.commandId} (test ${rec.testId}) ended before the restart: reporting its outcome (${outcome.status})`);
+      }
+      await this.deliver({ key: rec.commandId, commandId: rec.hasCommandId ? rec.commandId : undefined, testId: rec.testId }, outcome);
       reported.push(rec.commandId);
     }
     return reported;
+  }
+
+  /** Loads the journal once (replaying what a previous run left). */
+  private loadJournal(): Promise<JournalRecord[]> {
+    const journal = this.journal;
+    if (journal === undefined) return Promise.resolve([]);
+    this.journalLoad ??= journal.load().catch((err: unknown) => {
+      this.logger.error(`cannot read the job journal in ${journal.dir}: ${errorText(err)}; jobs are not protected against a crash`);
+      return [];
+    });
+    return this.journalLoad;
+  }
+
+  /** fsyncs of the job journal so far (group commit: far fewer than commands). */
+  get journalSyncs(): number {
+    return this.journal?.syncs ?? 0;
   }
 
   /** Subscribers reading job logs right now (for the status page). */
@@ -148,9 +187,9 @@ export class JobRunner {
     const checked = checkCommand(command);
     if (!checked.ok) return this.refuse(command, checked.error);
     const { spec } = checked;
-    if (this.jobs.has(spec.commandId)) {
-      // The first one is (or was) reported by its own job: never twice.
-      return { accepted: false, error: `command ${spec.commandId} was already received`, reported: false };
+    if (this.jobs.has(spec.commandId) || this.journal?.has(spec.commandId) === true) {
+      // The first one is (or was) reported by its own job: never twice, also across restarts.
+      return { accepted: false, error: `command ${spec.commandId} was already received`, reported: false, persisted: Promise.resolve() };
     }
     if (!this.accepting) return this.refuse(command, "Agent shutting down");
     if (IMMEDIATE_KINDS.has(spec.kind)) return this.startImmediate(spec);
@@ -160,11 +199,11 @@ export class JobRunner {
     if (mustWait && waiting >= maxQueued) return this.refuse(command, `job queue is full (${waiting} jobs waiting)`);
     const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
     this.jobs.set(spec.commandId, job);
-    this.journalJob(job);
+    const persisted = this.journalJob(job);
     this.queue.push(job);
     if (mustWait) job.log(`Queued behind ${this.running.size + waiting} job(s)`);
     this.pump();
-    return { accepted: true, job: job.info() };
+    return { accepted: true, job: job.info(), persisted };
   }
 
   /**
@@ -288,18 +327,73 @@ export class JobRunner {
     return false;
   }
 
+  /**
+   * A refused command is recorded in the journal (so a crash cannot lose its
+   * report), then reported failed: result and status when it has a command
+   * id, the status alone with only a test id. A refusal never touches a job
+   * that runs for the same test: it posts no status to that test, only its
+   * own result.
+   */
   private refuse(command: ServerCommand, error: string): SubmitResult {
-    const testId = command.test_id;
-    const commandId = command.command_id;
-    const reported = typeof testId === "string" && testId !== "" && typeof commandId === "string" && commandId !== "";
-    this.logger.warn(`refused command ${JSON.stringify(commandId ?? null)}: ${error}`);
-    if (reported) {
-      void (async () => {
-        await this.report(testId, () => this.opts.reporter.result(testId, resultOf(commandId, { status: "failed", error })));
-        await this.report(testId, () => this.opts.reporter.status(testId, { status: "failed", error }));
-      })();
+    const testId = typeof command.test_id === "string" && isSafeId(command.test_id) ? command.test_id : undefined;
+    const commandId = typeof command.command_id === "string" && isSafeId(command.command_id) ? command.command_id : undefined;
+    this.logger.warn(`refused command ${JSON.stringify(command.command_id ?? null)}: ${error}`);
+    if (testId === undefined) return { accepted: false, error, reported: false, persisted: Promise.resolve() };
+    const busy = [...this.jobs.values()].some((j) => !j.finished && j.testId === testId);
+    if (busy && commandId === undefined) {
+      this.logger.warn(`refused command for test ${testId}: a job of that test is running, so nothing is posted to it`);
+      return { accepted: false, error, reported: false, persisted: Promise.resolve() };
     }
-    return { accepted: false, error, reported };
+    const outcome: JournalOutcome = { status: "failed", error };
+    const type = typeof command.type === "string" ? command.type.slice(0, 64) : "invalid";
+    let key = commandId ?? "";
+    let persisted: Promise<void> = Promise.resolve();
+    if (this.journal !== undefined && this.journalLoad !== undefined) {
+      const r = this.journal.refused({ commandId, testId, type, acceptedAt: this.now() }, outcome);
+      key = r.key;
+      persisted = r.durable;
+    }
+    void persisted
+      .catch((err: unknown) => this.logger.error(`cannot journal the refusal of ${commandId ?? `a command of test ${testId}`}: ${errorText(err)}`))
+      .then(() => this.deliver({ key, commandId, testId }, outcome, { statusToo: !busy }));
+    return { accepted: false, error, reported: true, persisted };
+  }
+
+  /**
+   * Hands a decided outcome to the reporter (result, when there is a command
+   * id, then the terminal status), then marks it done in the journal.
+   */
+  private async deliver(
+    target: { key: string; commandId: string | undefined; testId: string },
+    outcome: JournalOutcome,
+    options: { statusToo?: boolean } = {},
+  ): Promise<void> {
+    const { key, commandId, testId } = target;
+    const report: JobOutcome = { status: outcome.status, ...(outcome.error !== undefined ? { error: outcome.error } : {}), ...(outcome.resultData !== undefined ? { resultData: outcome.resultData } : {}) };
+    const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
+    if (commandId !== undefined) await this.report(testId, () => this.opts.reporter.result(testId, resultOf(commandId, report, outcome.containerId)));
+    if (options.statusToo !== false) await this.report(testId, () => this.opts.reporter.status(testId, update));
+    if (key !== "") await this.journalWrite(() => this.journal?.done(key));
+  }
+
+  /** A journal write whose failure is logged, not thrown. */
+  private async journalWrite(write: () => Promise<void> | undefined): Promise<void> {
+    if (this.journal === undefined || this.journalLoad === undefined) return;
+    try {
+      await write();
+    } catch (err) {
+      this.logger.warn(`cannot update the job journal: ${errorText(err)}`);
+    }
+  }
+
+  /** Records the host process group a benchmark leads, with its start time, for crash recovery. */
+  private recordProcess(job: Job, pid: number | undefined): void {
+    if (pid === undefined || this.journal === undefined || this.journalLoad === undefined) return;
+    const journal = this.journal;
+    void readProcStat(pid).then((st) => {
+      if (st === undefined) return;
+      return this.journalWrite(() => journal.processStarted(job.commandId, st.pgrp === pid ? pid : st.pgrp, st.startTicks));
+    });
   }
 
   private pump(): void {
@@ -315,10 +409,10 @@ export class JobRunner {
   private startImmediate(spec: JobSpec): SubmitResult {
     const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
     this.jobs.set(spec.commandId, job);
-    this.journalJob(job);
+    const persisted = this.journalJob(job);
     this.immediate.add(job);
     void this.execute(job, true);
-    return { accepted: true, job: job.info() };
+    return { accepted: true, job: job.info(), persisted };
   }
 
   private async runJob(job: Job): Promise<JobOutcome> {
@@ -351,6 +445,8 @@ export class JobRunner {
   }
 
   private async execute(job: Job, immediate = false): Promise<void> {
+    // Journal first, then run: a crash from here on is recovered.
+    await this.persisted.get(job)?.catch(() => {});
     job.state = "running";
     job.startedAt = this.now();
     await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }));
@@ -371,37 +467,34 @@ export class JobRunner {
     job.outcome = outcome;
     job.endedAt = this.now();
     job.log(outcome.status === "completed" ? "Job completed" : `Job failed: ${outcome.error ?? ""}`);
-    const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
-    await this.report(job.testId, () => this.opts.reporter.result(job.testId, resultOf(job.commandId, outcome, job.containerId)));
-    await this.report(job.testId, () => this.opts.reporter.status(job.testId, update));
+    const recorded: JournalOutcome = {
+      status: outcome.status,
+      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      ...(outcome.resultData !== undefined ? { resultData: outcome.resultData } : {}),
+      ...(job.containerId !== undefined ? { containerId: job.containerId } : {}),
+    };
+    // The outcome is on disk before it goes to the outbox: a crash in between reports this outcome, not another.
+    const journaled = this.persisted.get(job);
+    this.persisted.delete(job);
+    const inJournal = journaled !== undefined && (await journaled.then(() => true, () => false));
+    if (inJournal) await this.journalWrite(() => this.journal?.outcome(job.commandId, recorded));
+    await this.deliver({ key: inJournal ? job.commandId : "", commandId: job.commandId, testId: job.testId }, recorded);
     job.logs.end(outcome);
-    await this.unjournal(job);
     if (lane === "running") this.running.delete(job);
     if (lane === "immediate") this.immediate.delete(job);
     this.remember(job);
     this.pump();
   }
 
-  private journalJob(job: Job): void {
-    if (this.journal === undefined) return;
-    const spec = job.spec;
-    const record = { commandId: spec.commandId, testId: spec.testId, type: spec.kind, acceptedAt: job.queuedAt };
+  /** Writes the job's acceptance to the journal; the returned promise is the job's `persisted`. */
+  private journalJob(job: Job): Promise<void> {
     const journal = this.journal;
-    this.journaled.set(
-      job,
-      journal
-        .init()
-        .then(() => journal.add(record))
-        .catch((err: unknown) => this.logger.warn(`cannot journal job ${spec.commandId}: ${errorText(err)}`)),
-    );
-  }
-
-  private async unjournal(job: Job): Promise<void> {
-    const pending = this.journaled.get(job);
-    if (pending === undefined || this.journal === undefined) return;
-    this.journaled.delete(job);
-    await pending;
-    await this.journal.remove(job.commandId).catch((err: unknown) => this.logger.warn(`cannot update the job journal: ${errorText(err)}`));
+    if (journal === undefined) return Promise.resolve();
+    const spec = job.spec;
+    const persisted = this.loadJournal().then(() => journal.accepted({ commandId: spec.commandId, testId: spec.testId, type: spec.kind, acceptedAt: job.queuedAt }));
+    persisted.catch((err: unknown) => this.logger.error(`cannot journal job ${spec.commandId}: ${errorText(err)}; a crash would lose it`));
+    this.persisted.set(job, persisted);
+    return persisted;
   }
 
   private remember(job: Job): void {

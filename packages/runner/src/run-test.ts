@@ -27,6 +27,8 @@ export interface RunContext {
   autoCleanup: () => boolean;
   /** True while another unfinished job (queued or running) uses the model. */
   modelInUse: (modelPath: string, except: Job) => boolean;
+  /** The benchmark has started (the runner journals a host process group, for crash recovery). */
+  onExecution?: (job: Job, execution: Execution) => void;
   logger: Logger;
 }
 
@@ -106,6 +108,7 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
     throw err;
   }
   job.execution = execution;
+  ctx.onExecution?.(job, execution);
   ctx.logger.info(`job ${spec.commandId} (test ${spec.testId}) running in ${execution.where}`);
   if (job.cancelReason !== undefined) execution.stop("cancel");
   const outcome = await execution.done;
