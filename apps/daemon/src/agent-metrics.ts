@@ -1,7 +1,7 @@
 import type { GpuSnapshot } from "@kitt/hardware";
 import type { HeartbeatState } from "@kitt/heartbeat";
 import type { StatusUpdate } from "@kitt/protocol";
-import type { JobRunner, Reporter } from "@kitt/runner";
+import type { JobRunner, OutboxState, Reporter } from "@kitt/runner";
 
 import { MetricsRegistry } from "./metrics.js";
 
@@ -9,6 +9,8 @@ export interface AgentMetricsSources {
   runner: Pick<JobRunner, "runningCount" | "queuedCount">;
   heartbeat: () => Pick<HeartbeatState, "successes" | "failures" | "lastSuccessAt" | "consecutiveFailures">;
   gpus: () => GpuSnapshot;
+  /** Status updates and results waiting for the server (the reporter's `outboxState()`). */
+  outbox?: () => OutboxState;
   now?: () => number;
 }
 
@@ -43,6 +45,16 @@ export function agentMetrics(src: AgentMetricsSources) {
     return [{ value: last === null ? -1 : (now() - last) / 1000 }];
   });
   registry.gauge("kitt_agent_heartbeat_consecutive_failures", "Heartbeats failed in a row.", () => [{ value: src.heartbeat().consecutiveFailures }]);
+  if (src.outbox !== undefined) {
+    const outbox = src.outbox;
+    registry.gauge("kitt_agent_outbox_pending", "Status updates and results not yet acknowledged by the server.", () => [{ value: outbox().pending }]);
+    registry.gauge("kitt_agent_outbox_in_memory", "Of those, the ones the disk refused: kept in memory only until written or delivered.", () => [
+      { value: outbox().in_memory },
+    ]);
+    registry.gauge("kitt_agent_state_disk_error", "1 while the state dir's disk refuses the outbox's or log spool's writes (e.g. full), else 0.", () => [
+      { value: outbox().disk_error === null ? 0 : 1 },
+    ]);
+  }
   const perGpu = (pick: (g: GpuSnapshot["gpus"][number]) => number | undefined) => () =>
     src.gpus().gpus.flatMap((g) => {
       const v = pick(g);

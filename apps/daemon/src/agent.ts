@@ -9,7 +9,7 @@ import { GpuSampler, detectSystem, registrationFields, type DetectOptions, type 
 import { HeartbeatLoop, type HeartbeatLoopOptions } from "@kitt/heartbeat";
 import { type AgentConfig, KittServerClient, type RegisterRequest } from "@kitt/protocol";
 import { detectCapabilities, DockerRuntime, dockerSocketPath, type ContainerRuntime } from "@kitt/containers";
-import { executionPlanner, JobRunner, ServerReporter, sweepContainers } from "@kitt/runner";
+import { executionPlanner, JobRunner, ServerReporter, stateDiskProblem, sweepContainers } from "@kitt/runner";
 import { ModelStore } from "@kitt/storage";
 
 import { storageResolver, runnerJobsApi } from "./adapters.js";
@@ -175,6 +175,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       logger: logger.child({ component: "reporter" }),
     });
     cleanups.push(() => reporter.stop());
+    // The agent's own records need room; the default model dir shares this disk.
+    const diskProblem = await stateDiskProblem(config.state_dir);
+    if (diskProblem !== undefined) logger.warn(`${diskProblem}: reports the disk refuses are kept in memory until it has room`);
     const runtime = options.containerRuntime ?? new DockerRuntime({ env });
     cleanups.push(() => runtime.close());
     // Engines whose Docker image is here already (the server shows them per agent).
@@ -201,6 +204,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       },
       heartbeat: () => refs.heartbeat?.state ?? IDLE_HEARTBEAT,
       gpus: () => lastGpu,
+      outbox: () => reporter.outboxState(),
     });
     const runner = new JobRunner({
       resolver: storageResolver(store, (bytes) => metrics.stagedBytes(bytes)),
@@ -257,6 +261,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         agent_id: refs.heartbeat?.state.agentId ?? agentId ?? null,
         heartbeat: refs.heartbeat?.state ?? null,
         queued: runner.queuedCount,
+        outbox: reporter.outboxState(),
       }),
       metrics: async () => {
         await sampleGpus();
