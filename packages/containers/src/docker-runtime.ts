@@ -302,8 +302,9 @@ export class DockerRuntime implements ContainerRuntime {
     const docker = await this.docker();
     let stream: Readable;
     try {
-      // Before start: the attach stream then carries every byte, straight from the container's pipes.
-      stream = (await docker.getContainer(id).attach({ stream: true, logs: true, stdout: true, stderr: true })) as unknown as Readable;
+      // Before start: the engine wires the container's pipes to this stream before it answers, so every
+      // byte comes through. Not `logs`: its replay of the log would repeat what the pipes already carry.
+      stream = (await docker.getContainer(id).attach({ stream: true, logs: false, stdout: true, stderr: true })) as unknown as Readable;
     } catch (err) {
       throw this.wrap(`attach to ${id.slice(0, 12)}`, err);
     }
