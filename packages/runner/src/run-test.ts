@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Logger } from "@kitt/protocol";
@@ -9,9 +9,7 @@ import type { Execution, Executor } from "./executor.js";
 import type { PlanExecution } from "./execution-planner.js";
 import { errorText, type Job } from "./job.js";
 import type { JobOutcome, ModelResolver, StagedModel } from "./job-types.js";
-
-/** A metrics.json bigger than this is not sent (the server stores it in one row). */
-const MAX_METRICS_BYTES = 8 * 1024 * 1024;
+import { readMetricsFile } from "./metrics-file.js";
 
 /** What a run_test job needs from the runner. */
 export interface RunContext {
@@ -122,30 +120,15 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
 
 /**
  * metrics.json becomes result_data. The benchmark's exit code is what says
- * whether the run succeeded: a missing or unreadable metrics.json leaves the
- * job completed without result_data, and a log line says why.
+ * whether the run succeeded: a missing or unusable metrics.json (see
+ * metrics-file.ts) leaves the job completed without result_data, and a log
+ * line says why.
  */
 async function readMetrics(job: Job, outputDir: string): Promise<Record<string, unknown> | undefined> {
-  const path = join(outputDir, "metrics.json");
-  try {
-    const info = await stat(path);
-    if (info.size > MAX_METRICS_BYTES) {
-      job.log(`metrics.json is ${info.size} bytes (limit ${MAX_METRICS_BYTES}): result sent without result_data`);
-      return undefined;
-    }
-    const data = JSON.parse(await readFile(path, "utf8")) as unknown;
-    if (data === null || typeof data !== "object" || Array.isArray(data)) {
-      job.log("metrics.json is not a JSON object: result sent without result_data");
-      return undefined;
-    }
-    return data as Record<string, unknown>;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") job.log("The benchmark wrote no metrics.json: result sent without result_data");
-    else if (err instanceof SyntaxError) job.log(`metrics.json is not valid JSON (${err.message}): result sent without result_data`);
-    else job.log(`metrics.json could not be read (${errorText(err)}): result sent without result_data`);
-    return undefined;
-  }
+  const read = await readMetricsFile(outputDir);
+  if (read.ok) return read.data;
+  job.log(`${read.reason}: result sent without result_data`);
+  return undefined;
 }
 
 async function release(job: Job, spec: RunTestSpec, ctx: RunContext, staged: StagedModel): Promise<void> {

@@ -24,6 +24,24 @@ export interface FakeBenchmarkOptions {
   ignoreSigterm?: boolean;
   /** Written to <out>/metrics.json when the exit code is 0 (default a small object; null for none). */
   metrics?: Record<string, unknown> | null;
+  /**
+   * A hostile benchmark: leaves this at <out>/metrics.json instead (when the
+   * exit code is 0): raw text, a symbolic or hard link to another file, or a FIFO.
+   */
+  metricsFile?: { text: string } | { symlinkTo: string } | { hardLinkTo: string } | { fifo: true };
+}
+
+function metricsCommand(options: FakeBenchmarkOptions): string {
+  const file = options.metricsFile;
+  const target = '"$out/metrics.json"';
+  if (file === undefined) {
+    const metrics = options.metrics === undefined ? { throughput_tokens_per_s: 1234.5, ttft_ms_p50: 42 } : options.metrics;
+    return metrics === null ? "" : `printf '%s' ${shellQuote(JSON.stringify(metrics))} > ${target}`;
+  }
+  if ("text" in file) return `printf '%s' ${shellQuote(file.text)} > ${target}`;
+  if ("symlinkTo" in file) return `ln -s ${shellQuote(file.symlinkTo)} ${target}`;
+  if ("hardLinkTo" in file) return `ln ${shellQuote(file.hardLinkTo)} ${target}`;
+  return `mkfifo ${target}`;
 }
 
 function shellQuote(text: string): string {
@@ -34,7 +52,7 @@ function shellQuote(text: string): string {
 export async function writeFakeBenchmark(dir: string, options: FakeBenchmarkOptions = {}): Promise<string> {
   await mkdir(dir, { recursive: true });
   const path = join(dir, options.name ?? "kitt");
-  const metrics = options.metrics === undefined ? { throughput_tokens_per_s: 1234.5, ttft_ms_p50: 42 } : options.metrics;
+  const metrics = metricsCommand(options);
   const exitCode = options.exitCode ?? 0;
   const script = `#!/bin/sh
 # Fake KITT benchmark CLI for tests and the demo (not the real benchmark).
@@ -62,7 +80,7 @@ while [ $i -le ${options.lines ?? 5} ]; do
 done
 ${options.stderrLine === true ? 'echo "a warning on stderr" >&2' : ""}
 ${options.sleepSeconds !== undefined ? `sleep ${options.sleepSeconds}` : ""}
-${exitCode === 0 && metrics !== null ? `mkdir -p "$out" && printf '%s' ${shellQuote(JSON.stringify(metrics))} > "$out/metrics.json"` : ""}
+${exitCode === 0 && metrics !== "" ? `mkdir -p "$out" && ${metrics}` : ""}
 echo "done (exit ${exitCode})"
 exit ${exitCode}
 `;
