@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { useTempDir } from "@kitt/testkit";
@@ -73,6 +73,21 @@ describe("the agent end to end", () => {
     expect(await terminal(w, row.id)).toEqual(["running", "completed"]);
     const staged = await readdir(w.config.model_storage_dir, { recursive: true });
     expect(staged.some((p) => p.endsWith(".safetensors"))).toBe(true);
+  });
+
+  it("a non-empty storage dir the server names but the agent did not create is refused; the job stages into agent.yaml's", async () => {
+    const w = await world({}, {}, { serverSettings: false });
+    const foreign = join(w.dir, "users-files");
+    const userModelDir = join(foreign, "hf", "Qwen", "Qwen2.5-0.5B-Instruct");
+    await mkdir(userModelDir, { recursive: true });
+    await writeFile(join(userModelDir, "mine.txt"), "the user's");
+    w.server.setSettings(AGENT, { model_storage_dir: foreign, model_share_mount: w.config.model_share_mount, auto_cleanup: "False" });
+    await w.start();
+    await w.server.waitFor(() => w.logText().includes(`not using ${foreign} from the server as model storage`), 5000);
+    const row = queue(w);
+    expect(await terminal(w, row.id)).toEqual(["running", "completed"]);
+    expect((await readdir(w.config.model_storage_dir, { recursive: true })).some((p) => p.endsWith(".safetensors"))).toBe(true);
+    expect(await readdir(userModelDir)).toEqual(["mine.txt"]);
   });
 
   it("a failing benchmark ends failed with its exit code", async () => {

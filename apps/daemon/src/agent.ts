@@ -332,7 +332,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         // The server sends its default storage dir until an admin changes it; that default
         // must not move models off the disk the operator chose at init (e.g. onto /).
         const storageDir = settings.model_storage_dir === SERVER_DEFAULT_STORAGE_DIR ? undefined : settings.model_storage_dir;
-        store.updateSettings({
+        void store.applyServerSettings({
           ...(storageDir !== undefined ? { modelStorageDir: storageDir } : {}),
           ...(settings.model_share_source !== undefined ? { modelShareSource: settings.model_share_source } : {}),
           ...(settings.model_share_mount !== undefined ? { modelShareMount: settings.model_share_mount } : {}),

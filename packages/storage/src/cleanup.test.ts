@@ -1,6 +1,9 @@
 import { describe, it, expect } from "vitest";
 import path from "node:path";
-import { mkdir, readdir, symlink } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, symlink } from "node:fs/promises";
+import { MemoryLogger } from "@kitt/protocol";
+import { MANIFEST_NAME } from "./manifest.js";
+import { STORAGE_MARKER, markOwned } from "./ownership.js";
 import { existsSync } from "node:fs";
 import { ModelStore } from "./model-store.js";
 import { treeBytes } from "./storage-layout.js";
@@ -69,9 +72,26 @@ describe("cleanup", () => {
     const store = await open(f);
     const leftover = path.join(f.storage, "hf", ".A.kitt-staging-0123456789ab");
     await writeModel(leftover, { "w.bin": 100, "sub/x.bin": 50 });
-    expect(await store.cleanup(path.join(leftover, "sub"))).toEqual({ removed: leftover, freed_bytes: 150 });
+    await markOwned(leftover);
+    const bytes = await treeBytes(leftover);
+    expect(await store.cleanup(path.join(leftover, "sub"))).toEqual({ removed: leftover, freed_bytes: bytes });
     expect(existsSync(leftover)).toBe(false);
     expect(await leftoversUnder(f.storage)).toEqual([]);
+  });
+
+  it("never removes a user's folder that is merely named like a staging leftover", async () => {
+    const f = await storeFixture(MODELS);
+    const notes = path.join(f.storage, ".notes.kitt-staging-0123456789ab");
+    await writeModel(notes, { "todo.txt": "mine" });
+    const logger = new MemoryLogger();
+    const store = await open(f, { logger });
+    expect(logger.records.some((r) => r.level === "warn" && r.message.includes(`leaving ${notes} alone`))).toBe(true);
+    await expect(store.cleanup(path.join(notes, "todo.txt"))).rejects.toMatchObject({
+      code: "CLEANUP_REFUSED",
+      message: expect.stringContaining("the agent did not make it"),
+    });
+    expect((await store.cleanupAll()).removed).toEqual([]);
+    expect(await readFile(path.join(notes, "todo.txt"), "utf8")).toBe("mine");
   });
 
   it("removes a single-file model given the file path", async () => {
@@ -81,7 +101,7 @@ describe("cleanup", () => {
     c.release();
     const result = await store.cleanup(c.path);
     expect(result.removed).toBe(path.dirname(c.path));
-    expect(await readdir(f.storage)).toEqual([]);
+    expect(await readdir(f.storage)).toEqual([STORAGE_MARKER]);
   });
 
   it("an explicitly acquired model is protected like a resolved one", async () => {
@@ -129,7 +149,10 @@ describe("usage", () => {
     (await store.resolve("/data/gguf/c.gguf")).release();
     const usage = await store.usage();
     expect(usage).toMatchObject({ storage_dir: f.storage, free_gb: 123.46, model_count: 2 });
-    expect(usage.used_bytes).toBe(await treeBytes(f.storage));
+    // Every file in storage, the manifests (a few hundred bytes each) aside.
+    const manifests = (await stat(path.join(a.modelDir ?? "", MANIFEST_NAME))).size + (await stat(path.join(f.storage, "gguf/c.gguf", MANIFEST_NAME))).size;
+    expect(usage.used_bytes).toBe((await treeBytes(f.storage)) - manifests);
+    expect(usage.partial).toBeUndefined();
     expect(usage.used_bytes).toBeGreaterThan(4000);
     const byName = Object.fromEntries(usage.models.map((m) => [m.source, m]));
     expect(byName["hf/Qwen/A"]).toMatchObject({ size_bytes: 1000, in_use: true, path: a.modelDir });

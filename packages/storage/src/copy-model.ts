@@ -1,8 +1,9 @@
 import path from "node:path";
-import { link, lstat, mkdir, rename, rm } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, rename, stat, unlink } from "node:fs/promises";
 import type { CopyFileFn } from "./copy-pool.js";
 import { StorageError, errnoCode, reason } from "./errors.js";
 import { sameMtime, writeManifest, type Manifest } from "./manifest.js";
+import { OWNER_MARKER, markOwned, removeOwned } from "./ownership.js";
 import { ProgressTracker, type StagingProgress } from "./progress.js";
 import type { SourceFile, SourceTree } from "./source-scan.js";
 import { fsyncDir, stagingPathFor, trashPathFor } from "./storage-layout.js";
@@ -36,6 +37,42 @@ export async function planCopy(tree: SourceTree, dest: string): Promise<CopyPlan
   return plan;
 }
 
+/**
+ * Why `dest`, which exists without a completion manifest (the agent did not
+ * stage it), may not be replaced; undefined when replacing it loses nothing:
+ * a directory holding only the model's directories and files that match the
+ * share's (those are kept by hard link). Anything else may be a user's.
+ */
+export async function foreignDestProblem(dest: string, tree: SourceTree, plan: CopyPlan): Promise<string | undefined> {
+  const kept = new Set(plan.reuse.map((f) => f.rel));
+  const dirs = new Set(tree.dirs);
+  let budget = tree.files.length + dirs.size;
+  const refuse = (why: string): string =>
+    `refusing to replace ${dest}: the agent did not stage it (no completion manifest) and ${why}; move it away and retry`;
+  const walk = async (dir: string, relDir: string): Promise<string | undefined> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const rel = relDir === "" ? e.name : `${relDir}/${e.name}`;
+      if (--budget < 0) return refuse("it holds more than the model");
+      if (e.isDirectory() && dirs.has(rel)) {
+        const inner = await walk(path.join(dir, e.name), rel);
+        if (inner !== undefined) return inner;
+      } else if (!(e.isFile() && kept.has(rel))) {
+        return refuse(`it holds ${rel}, which is not an unchanged copy of the share's`);
+      }
+    }
+    return undefined;
+  };
+  let st;
+  try {
+    st = await lstat(dest);
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return undefined;
+    throw err;
+  }
+  if (!st.isDirectory()) return refuse("it is not a directory");
+  return walk(dest, "");
+}
+
 export interface ExecuteOptions {
   model: string;
   tree: SourceTree;
@@ -56,6 +93,69 @@ export interface ExecuteOptions {
 
 function cancelled(model: string): StorageError {
   return new StorageError("STAGING_CANCELLED", `staging of ${model} was cancelled`);
+}
+
+/** How often a file that changes on the share while it is copied is copied again before staging fails. */
+export const MAX_COPY_ATTEMPTS = 3;
+
+interface Stamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  ctimeMs: number;
+}
+
+async function stampOf(file: string): Promise<Stamp> {
+  const st = await stat(file);
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
+}
+
+const sameStamp = (a: Stamp, b: Stamp): boolean =>
+  a.size === b.size && sameMtime(a.mtimeMs, b.mtimeMs) && a.ino === b.ino && a.ctimeMs === b.ctimeMs;
+
+/**
+ * Copy one share file and prove it did not change meanwhile: its size,
+ * mtime, inode and ctime are the same after the copy as before, and the copy
+ * has that size. Otherwise copy it again; after MAX_COPY_ATTEMPTS, fail. The
+ * file's entry (for the manifest) takes the version that was copied.
+ */
+async function copyChecked(o: ExecuteOptions, f: SourceFile, to: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await stampOf(f.abs);
+    await o.copyFile(f.abs, to, before.mtimeMs);
+    if (o.signal.aborted) return;
+    const after = await stampOf(f.abs).catch(() => undefined);
+    const copied = (await lstat(to)).size;
+    if (after !== undefined && sameStamp(before, after) && copied === before.size) {
+      if (before.size !== f.size || !sameMtime(before.mtimeMs, f.mtimeMs)) {
+        o.log(`${f.rel} changed on the share since it was listed; copied its current version`);
+        f.size = before.size;
+        f.mtimeMs = before.mtimeMs;
+      }
+      return;
+    }
+    if (attempt >= MAX_COPY_ATTEMPTS) {
+      throw new StorageError(
+        "STAGING_FAILED",
+        `${f.abs} changed on the share while it was copied, ${attempt} times in a row; retry when the share is stable`,
+      );
+    }
+    o.log(`${f.rel} changed on the share while it was copied; copying it again (attempt ${attempt + 1} of ${MAX_COPY_ATTEMPTS})`);
+  }
+}
+
+/** Hard-link an unchanged local file into the staging dir; false when that is not possible or the share changed since. */
+async function linkUnchanged(o: ExecuteOptions, f: SourceFile, to: string): Promise<boolean> {
+  try {
+    await link(path.join(o.dest, f.rel), to);
+  } catch {
+    return false; // a filesystem without hard links: copy it after all
+  }
+  const now = await stampOf(f.abs).catch(() => undefined);
+  if (now !== undefined && now.size === f.size && sameMtime(now.mtimeMs, f.mtimeMs)) return true;
+  // Never copy over the link: that would write into the old copy's file.
+  await unlink(to);
+  return false;
 }
 
 async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTracker): Promise<void> {
@@ -79,24 +179,11 @@ async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTrac
       if (item === undefined) break;
       const to = path.join(staging, item.f.rel);
       if (item.reuse) {
-        try {
-          await link(path.join(o.dest, item.f.rel), to);
-        } catch {
-          // A filesystem without hard links: copy it after all.
-          await o.copyFile(item.f.abs, to, item.f.mtimeMs);
-        }
+        if (!(await linkUnchanged(o, item.f, to))) await copyChecked(o, item.f, to);
         continue;
       }
       tracker.fileStarted(to, item.f.size);
-      await o.copyFile(item.f.abs, to, item.f.mtimeMs);
-      // The manifest promises this size: a file changed on the share mid-copy must not be sealed as complete.
-      const copied = (await lstat(to)).size;
-      if (copied !== item.f.size) {
-        throw new StorageError(
-          "STAGING_FAILED",
-          `${item.f.abs} changed on the share while it was copied (${item.f.size} bytes listed, ${copied} copied); retry`,
-        );
-      }
+      await copyChecked(o, item.f, to);
       tracker.fileDone(to);
     }
   };
@@ -123,7 +210,7 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
     log: o.log,
     logIntervalMs: o.logIntervalMs,
   });
-  const removeStaging = (): Promise<void> => rm(staging, { recursive: true, force: true, maxRetries: 5 });
+  const removeStaging = (): Promise<void> => removeOwned(staging);
   let abortListener: (() => void) | undefined;
   const ticker = setInterval(() => tracker.report(), o.progressIntervalMs);
   ticker.unref();
@@ -131,6 +218,7 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
     if (o.signal.aborted) throw cancelled(o.model);
     await mkdir(path.dirname(o.dest), { recursive: true });
     await mkdir(staging);
+    await markOwned(staging);
     // Parents come before children in tree.dirs; non-recursive mkdir so that
     // nothing re-creates the staging dir after a cancel removed it.
     for (const d of o.tree.dirs) {
@@ -153,10 +241,12 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
     const files = o.tree.files.map((f) => ({ path: f.rel, size: f.size, mtime_ms: f.mtimeMs }));
     await writeManifest(staging, {
       ...o.manifest,
-      total_bytes: o.tree.totalBytes,
+      total_bytes: files.reduce((sum, f) => sum + f.size, 0),
       completed_at: new Date(o.now()).toISOString(),
       files,
     });
+    // The manifest now proves the dir ours; the marker must not end up in the model.
+    await unlink(path.join(staging, OWNER_MARKER));
     await fsyncDir(staging);
     if (o.signal.aborted) throw cancelled(o.model);
 
@@ -175,7 +265,10 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
       throw err;
     }
     await fsyncDir(path.dirname(o.dest));
-    if (trash !== undefined) await rm(trash, { recursive: true, force: true, maxRetries: 5 });
+    if (trash !== undefined) {
+      await markOwned(trash);
+      await removeOwned(trash);
+    }
     tracker.report();
   } catch (err) {
     await removeStaging().catch(() => {});

@@ -1,12 +1,14 @@
 import path from "node:path";
 import { existsSync } from "node:fs";
-import { mkdir, realpath, rm, utimes } from "node:fs/promises";
+import { mkdir, realpath, utimes } from "node:fs/promises";
 import { ModelPathError, StorageError, reason } from "./errors.js";
 import { MANIFEST_NAME, manifestMatchesDisk } from "./manifest.js";
 import { checkModelPath, isStrictlyInside, realpathOrUndefined } from "./path-guard.js";
 import { normalizeStorageSettings, type StorageSettings, type StorageSettingsInput } from "./settings.js";
 import { findOnShare } from "./share-lookup.js";
-import { ensureShareMounted, type MountDeps } from "./share-mount.js";
+import { ensureShareMounted, shareAvailable, type MountDeps } from "./share-mount.js";
+import { driftFromShare } from "./share-check.js";
+import { adoptServerStorageDir, isOwnedLeftover, markOwned, markStorage, removeOwned } from "./ownership.js";
 import { StagingJobs, guardCallbacks, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
 import { enclosingModel, findStagedIn } from "./staged-lookup.js";
@@ -29,10 +31,15 @@ export class ModelStore {
   private readonly jobs: StagingJobs;
   /** Last-use stamps in flight; eviction and usage wait for them so LRU order is exact. */
   private readonly touches = new Set<Promise<void>>();
+  /** agent.yaml's storage dir: the operator chose it, so it is used even when it holds other files. */
+  private readonly trustedDir: string;
+  private serverQueue: Promise<unknown> = Promise.resolve();
+  private lastServerProblem: string | undefined;
 
   private constructor(settings: StorageSettingsInput, options: ModelStoreOptions) {
     this.deps = resolveDeps(options);
     this.current = normalizeStorageSettings(settings, undefined, this.deps.homeDir);
+    this.trustedDir = this.current.modelStorageDir;
     this.jobs = new StagingJobs({
       deps: this.deps,
       uses: this.uses,
@@ -62,19 +69,64 @@ export class ModelStore {
     return this.current;
   }
 
-  /** The storage dir exists, its real path, leftovers from a crash removed (once per dir). */
+  /**
+   * Apply settings from the KITT server (heartbeat), which agent.yaml trusts
+   * less: a new storage dir is taken only when it does not exist yet, is
+   * empty, carries the agent's `.kitt-storage` marker or is agent.yaml's;
+   * otherwise one warning says why and the previous dir stays. Invalid
+   * settings are ignored with one warning. Never rejects; applied in order.
+   */
+  applyServerSettings(patch: StorageSettingsInput): Promise<StorageSettings> {
+    const run = this.serverQueue.then(() => this.fromServer(patch));
+    this.serverQueue = run;
+    return run;
+  }
+
+  private async fromServer(patch: StorageSettingsInput): Promise<StorageSettings> {
+    const warnOnce = (problem: string): StorageSettings => {
+      if (problem !== this.lastServerProblem) this.deps.logger.warn(problem);
+      this.lastServerProblem = problem;
+      return this.current;
+    };
+    const { modelStorageDir: _dir, ...rest } = patch;
+    let next: StorageSettings;
+    try {
+      next = normalizeStorageSettings(patch, this.current, this.deps.homeDir);
+      const dir = next.modelStorageDir;
+      if (dir !== this.current.modelStorageDir && dir !== this.trustedDir) {
+        const refused = await adoptServerStorageDir(dir);
+        if (refused !== undefined) {
+          warnOnce(`not using ${dir} from the server as model storage: ${refused}; keeping ${this.current.modelStorageDir}`);
+          this.current = normalizeStorageSettings(rest, this.current, this.deps.homeDir);
+          return this.current;
+        }
+      }
+    } catch (err) {
+      return warnOnce(`ignoring the server's storage settings: ${reason(err)}`);
+    }
+    if (next.modelStorageDir !== this.current.modelStorageDir) this.deps.logger.info(`model storage is now ${next.modelStorageDir}`);
+    this.lastServerProblem = undefined;
+    this.current = next;
+    return next;
+  }
+
+  /** The storage dir exists and is marked, its real path, owned leftovers from a crash removed (once per dir). */
   private prepare(dir: string): Promise<string> {
     let p = this.prepared.get(dir);
     if (p === undefined) {
       p = (async () => {
         await mkdir(dir, { recursive: true });
         const real = await realpath(dir);
-        const { leftovers } = await scanStorage(real);
+        await markStorage(real).catch((err: unknown) => this.deps.logger.warn(`cannot mark ${real} as model storage: ${reason(err)}`));
+        const { leftovers, foreign, cutShort } = await scanStorage(real, this.deps.walk);
         for (const l of leftovers) {
           if (this.uses.isBusy(l)) continue;
           this.deps.logger.info(`removing leftover staging directory ${l}`);
-          await rm(l, { recursive: true, force: true, maxRetries: 5 });
+          await markOwned(l);
+          await removeOwned(l);
         }
+        for (const l of foreign) this.deps.logger.warn(`leaving ${l} alone: it is named like a staging leftover but the agent did not make it`);
+        if (cutShort !== undefined) this.deps.logger.warn(`looking for staging leftovers in ${real} stopped ${cutShort}`);
         return real;
       })();
       this.prepared.set(dir, p);
@@ -175,10 +227,19 @@ export class ModelStore {
       throw new ModelPathError(`refusing model path "${modelPath}": it is an unfinished staging directory`);
     }
 
-    // 1: a complete staged copy of this very model.
+    // 1: a complete staged copy of this very model, unless the share (when reachable) has changed it.
     const staged = await findStagedIn(storage, shareQuery, settings.modelShareMount);
     if (staged !== undefined && opts.refresh !== true) {
-      const leased = this.lease(staged.dir, staged.entry, "staged");
+      const drift = await driftFromShare(staged, {
+        mount: settings.modelShareMount,
+        available: async () => (await shareAvailable(settings.modelShareMount, this.mountDeps(undefined))) !== undefined,
+        timeoutMs: this.deps.shareCheckMs,
+      });
+      if (drift.kind !== "same" && drift.line !== undefined) {
+        this.deps.logger[drift.kind === "changed" ? "info" : "warn"](drift.line);
+        opts.onLog?.(drift.line);
+      }
+      const leased = drift.kind === "changed" ? undefined : this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
     }
 
@@ -254,7 +315,11 @@ export class ModelStore {
     if (!isStrictlyInside(storage, real)) {
       throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${real} is not inside the model storage ${storage}`);
     }
-    const target = leftoverContaining(storage, real) ?? (await enclosingModel(storage, real))?.dir;
+    const leftover = leftoverContaining(storage, real);
+    if (leftover !== undefined && !(await isOwnedLeftover(leftover))) {
+      throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${leftover} is named like a staging leftover but the agent did not make it`);
+    }
+    const target = leftover ?? (await enclosingModel(storage, real))?.dir;
     if (target === undefined) {
       // Only what staging made: not a user's directory, nor a parent of staged models.
       throw new StorageError(
@@ -271,13 +336,13 @@ export class ModelStore {
   async cleanupAll(): Promise<CleanupAllResult> {
     const storage = await this.prepare(this.current.modelStorageDir);
     await this.settle();
-    return cleanupAllIn(this.uses, storage, this.deps.logger);
+    return cleanupAllIn(this.uses, storage, this.deps.logger, this.deps.walk);
   }
 
   /** Space used and free, and each staged model with its size and last use. */
   async usage(): Promise<StorageUsage> {
     const storage = await this.prepare(this.current.modelStorageDir);
     await this.settle();
-    return usageOf(this.uses, storage, this.deps.freeSpace);
+    return usageOf(this.uses, storage, this.deps.freeSpace, this.deps.walk);
   }
 }

@@ -1,7 +1,8 @@
 import path from "node:path";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { StorageError } from "./errors.js";
-import { MANIFEST_NAME } from "./manifest.js";
+import { sameMtime, type Manifest } from "./manifest.js";
+import { RESERVED_NAMES } from "./ownership.js";
 import { isSameOrInside } from "./path-guard.js";
 import type { ShareMatch } from "./share-lookup.js";
 
@@ -50,8 +51,8 @@ export async function scanSource(
     for (const e of entries) {
       const abs = path.join(dir, e.name);
       const rel = relDir === "" ? e.name : `${relDir}/${e.name}`;
-      if (rel === MANIFEST_NAME) {
-        warn(`skipping ${abs}: the name is reserved for the staging manifest`);
+      if (RESERVED_NAMES.has(rel)) {
+        warn(`skipping ${abs}: the name is reserved for the agent's own markers`);
         continue;
       }
       let isDir = e.isDirectory();
@@ -98,4 +99,17 @@ export async function scanSource(
   };
   await walk(match.source, "");
   return tree;
+}
+
+/** How many files differ (size, mtime, present or not) between a manifest and the share's tree; Infinity when the type differs. */
+export function treeDifferences(m: Manifest, tree: SourceTree): number {
+  if (m.type !== tree.type) return Infinity;
+  const byPath = new Map(m.files.map((f) => [f.path, f]));
+  let differ = 0;
+  for (const f of tree.files) {
+    const mf = byPath.get(f.rel);
+    if (mf === undefined || mf.size !== f.size || !sameMtime(mf.mtime_ms, f.mtimeMs)) differ++;
+    byPath.delete(f.rel);
+  }
+  return differ + byPath.size;
 }

@@ -3,7 +3,7 @@ import { stat, statfs } from "node:fs/promises";
 import { StorageError, reason } from "./errors.js";
 import { MANIFEST_NAME } from "./manifest.js";
 import { isSameOrInside } from "./path-guard.js";
-import { scanStorage, type StagedModel } from "./storage-layout.js";
+import { scanStorage, type StagedModel, type WalkLimits } from "./storage-layout.js";
 
 /** Bytes available to us (not root's reserve) on the filesystem holding `dir`. */
 export type FreeSpaceFn = (dir: string) => Promise<number>;
@@ -42,6 +42,7 @@ export interface SpaceRequest {
   /** Remove one staged model if nothing uses it; false when it was busy. */
   evict: (modelDir: string) => Promise<boolean>;
   log: (line: string) => void;
+  walk: WalkLimits;
 }
 
 /**
@@ -57,7 +58,7 @@ export async function ensureSpace(r: SpaceRequest): Promise<void> {
   let evicted = 0;
   let evictedBytes = 0;
   if (r.autoCleanup) {
-    const scan = await scanStorage(r.storageDir);
+    const scan = await scanStorage(r.storageDir, r.walk);
     const candidates = scan.models.filter((m) => !isSameOrInside(m.dir, r.dest) && !isSameOrInside(r.dest, m.dir));
     const withUse = await Promise.all(candidates.map(async (m) => ({ m, used: await lastUsedMs(m) })));
     withUse.sort((a, b) => a.used - b.used);

@@ -1,13 +1,13 @@
 import path from "node:path";
 import type { Logger } from "@kitt/protocol";
 import { StorageError, reason } from "./errors.js";
-import { executeCopy, planCopy } from "./copy-model.js";
-import { manifestMatchesDisk, readManifest, sameMtime, type Manifest } from "./manifest.js";
+import { executeCopy, foreignDestProblem, planCopy } from "./copy-model.js";
+import { manifestMatchesDisk, readManifest } from "./manifest.js";
 import { isStrictlyInside } from "./path-guard.js";
 import { formatDuration, formatRate, type StagingProgress } from "./progress.js";
 import type { StorageSettings } from "./settings.js";
 import type { ShareMatch } from "./share-lookup.js";
-import { scanSource, type SourceTree } from "./source-scan.js";
+import { scanSource, treeDifferences, type SourceTree } from "./source-scan.js";
 import { ensureSpace, gb } from "./space.js";
 import type { StoreDeps } from "./store-options.js";
 import type { UseRegistry } from "./uses.js";
@@ -91,15 +91,6 @@ interface Job {
   finished: Promise<void>;
 }
 
-function matchesTree(m: Manifest, tree: SourceTree): boolean {
-  if (m.type !== tree.type || m.files.length !== tree.files.length) return false;
-  const byPath = new Map(m.files.map((f) => [f.path, f]));
-  return tree.files.every((f) => {
-    const mf = byPath.get(f.rel);
-    return mf !== undefined && mf.size === f.size && sameMtime(mf.mtime_ms, f.mtimeMs);
-  });
-}
-
 async function refuseNesting(storage: string, dest: string): Promise<void> {
   for (let d = path.dirname(dest); isStrictlyInside(storage, d); d = path.dirname(d)) {
     const m = await readManifest(d);
@@ -173,12 +164,12 @@ export class StagingJobs {
       await refuseNesting(req.storage, dest);
       const tree = await scanSource(req.modelPath, req.match, req.shareRootReal, (m) => log(m, "warn"));
       const existing = await readManifest(dest);
-      const upToDate = existing !== undefined && matchesTree(existing, tree) && (await manifestMatchesDisk(dest, existing));
+      const upToDate = existing !== undefined && treeDifferences(existing, tree) === 0 && (await manifestMatchesDisk(dest, existing));
       if (!upToDate) {
         if (busy) {
           throw new StorageError("MODEL_IN_USE", `${dest} differs from the share but a running job uses it; retry when it ends`);
         }
-        await this.copy(job, req, tree, model, log, holds);
+        await this.copy(job, req, tree, model, log, holds, existing !== undefined);
       } else {
         log(`${model} is already staged and matches the share`);
       }
@@ -208,9 +199,14 @@ export class StagingJobs {
     model: string,
     log: (line: string, level?: "info" | "warn") => void,
     holds: Array<() => void>,
+    owned: boolean,
   ): Promise<void> {
     const { deps, uses } = this.ctx;
     const plan = await planCopy(tree, job.dest);
+    if (!owned) {
+      const problem = await foreignDestProblem(job.dest, tree, plan);
+      if (problem !== undefined) throw new StorageError("STAGING_FAILED", problem);
+    }
     const reused = plan.reuse.length > 0 ? `, ${plan.reuse.length} unchanged file(s) kept` : "";
     log(`Staging ${model} from ${req.match.source}: ${plan.copy.length} file(s), ${gb(plan.bytesToCopy)} to copy${reused}`);
     await this.ctx.settle();
@@ -225,6 +221,7 @@ export class StagingJobs {
       freeSpace: deps.freeSpace,
       evict: (dir) => this.ctx.evict(req.storage, dir),
       log: (line) => log(line),
+      walk: deps.walk,
     });
     const started = deps.now();
     await executeCopy({

@@ -1,8 +1,9 @@
 import { describe, it, expect } from "vitest";
 import path from "node:path";
-import { appendFile, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { ModelStore } from "./model-store.js";
 import { MANIFEST_NAME } from "./manifest.js";
+import { markOwned } from "./ownership.js";
 import { treeBytes } from "./storage-layout.js";
 import { expectSameTree, GatedCopy, leftoversUnder, listFiles, steppingClock, storeFixture, writeModel, type StoreFixture } from "./test-helpers.js";
 
@@ -88,22 +89,6 @@ describe("cancel", () => {
   });
 });
 
-describe("a share that changes during the copy", () => {
-  it("fails the staging instead of sealing a file of the wrong size", async () => {
-    const f = await storeFixture(MODEL);
-    const copy = new GatedCopy();
-    copy.close();
-    const store = await open(f, { copyFile: copy.copyFile, copyConcurrency: 1 });
-    const pending = store.resolve("/x/m/A");
-    await copy.started(1);
-    await appendFile(path.join(f.share, "m/A/w3.bin"), "more");
-    copy.open();
-    await expect(pending).rejects.toMatchObject({ code: "STAGING_FAILED", message: expect.stringContaining("changed on the share while it was copied") });
-    expect(await leftoversUnder(f.storage)).toEqual([]);
-    expect(await store.findStaged("/x/m/A")).toBeUndefined();
-  });
-});
-
 describe("incremental update", () => {
   it("copies only changed files and deletes files the share no longer has", async () => {
     const f = await storeFixture(MODEL);
@@ -125,19 +110,39 @@ describe("incremental update", () => {
     refreshed.release();
   });
 
-  it("re-uses matching files of a copy without manifest (e.g. from the original agent)", async () => {
+  it("completes a copy without manifest whose files all match the share (nothing in it can be lost)", async () => {
     const f = await storeFixture(MODEL);
     const store = await open(f);
     (await store.resolve("/x/m/A")).release();
     const dest = path.join(f.storage, "m", "A");
     await unlink(path.join(dest, MANIFEST_NAME));
-    await writeFile(path.join(dest, "w3.bin"), "truncated"); // a half-copied file
+    await unlink(path.join(dest, "w3.bin")); // e.g. the original agent stopped before it
+    const keptInode = (await stat(path.join(dest, "w1.bin"))).ino;
     const copy = new GatedCopy();
     const again = await (await open(f, { copyFile: copy.copyFile })).resolve("/x/m/A");
     expect(again.how).toBe("copied");
     expect(copy.calls.map((c) => path.basename(c))).toEqual(["w3.bin"]);
     await expectSameTree(path.join(f.share, "m/A"), dest, [MANIFEST_NAME]);
+    expect((await stat(path.join(dest, "w1.bin"))).ino).toBe(keptInode);
     again.release();
+  });
+
+  it("never replaces a directory it did not stage that holds anything else", async () => {
+    const f = await storeFixture({ ...MODEL, "llama-fake/w.bin": 1000 });
+    const store = await open(f);
+    const refused = { code: "STAGING_FAILED", message: expect.stringContaining("the agent did not stage it (no completion manifest) and it holds") };
+    // A user's directory where the share's model would go.
+    const userDir = path.join(f.storage, "llama-fake");
+    await writeModel(userDir, { "my-notes.txt": "the user's own file" });
+    await expect(store.resolve("/data/llama-fake")).rejects.toMatchObject(refused);
+    expect(await readFile(path.join(userDir, "my-notes.txt"), "utf8")).toBe("the user's own file");
+    // A copy without manifest in which one file differs from the share's.
+    (await store.resolve("/x/m/A")).release();
+    await unlink(path.join(f.storage, "m/A", MANIFEST_NAME));
+    await writeFile(path.join(f.storage, "m/A/w3.bin"), "edited by the user");
+    await expect(store.resolve("/x/m/A")).rejects.toMatchObject({ ...refused, message: expect.stringContaining("it holds w3.bin, which is not an unchanged copy") });
+    expect(await readFile(path.join(f.storage, "m/A/w3.bin"), "utf8")).toBe("edited by the user");
+    expect(await leftoversUnder(f.storage)).toEqual([]);
   });
 
   it("never takes a copy whose files no longer match its manifest as complete", async () => {
@@ -259,10 +264,16 @@ describe("startup", () => {
     const store = await open(f);
     (await store.resolve("/x/m/A")).release();
     const stale = [path.join(f.storage, "m", ".A.kitt-staging-00112233aabb"), path.join(f.storage, ".B.kitt-trash-00112233aabb")];
-    for (const s of stale) await writeModel(s, { "half.bin": 10 });
-    expect(await leftoversUnder(f.storage)).toHaveLength(2);
+    for (const s of stale) {
+      await writeModel(s, { "half.bin": 10 });
+      await markOwned(s);
+    }
+    // Named like a leftover but without the agent's marker: someone else's, left alone.
+    const foreign = path.join(f.storage, ".notes.kitt-staging-0123456789ab");
+    await writeModel(foreign, { "todo.txt": "mine" });
+    expect(await leftoversUnder(f.storage)).toHaveLength(3);
     await open(f);
-    expect(await leftoversUnder(f.storage)).toEqual([]);
+    expect(await leftoversUnder(f.storage)).toEqual([foreign]);
     expect(await listFiles(path.join(f.storage, "m", "A"))).toContain("w1.bin");
   });
 });

@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Logger } from "@kitt/protocol";
 import { reason } from "./errors.js";
 import { lastUsedMs, type FreeSpaceFn } from "./space.js";
-import { pruneEmptyParents, renameThenDelete, scanStorage, treeBytes } from "./storage-layout.js";
+import { pruneEmptyParents, renameThenDelete, scanStorage, treeBytes, type StorageScan, type WalkLimits } from "./storage-layout.js";
 import type { UseRegistry } from "./uses.js";
 
 export interface CleanupResult {
@@ -17,6 +17,8 @@ export interface CleanupAllResult {
   /** Removals that failed, with the reason. */
   failed: string[];
   freed_bytes: number;
+  /** Set when the walk over the storage dir hit its limit: run it again for the rest. */
+  partial?: string;
 }
 
 export interface StagedModelUsage {
@@ -38,6 +40,11 @@ export interface StorageUsage {
   free_bytes: number;
   model_count: number;
   models: StagedModelUsage[];
+  /**
+   * Set when the walk over the storage dir hit its entry or time limit (a
+   * huge tree someone else put there): the figures and list are then partial.
+   */
+  partial?: string;
 }
 
 const toGb = (bytes: number): number => Math.round((bytes / 1e9) * 100) / 100;
@@ -66,9 +73,15 @@ export async function cleanupIn(
   }
 }
 
-export async function cleanupAllIn(uses: UseRegistry, storage: string, logger: Logger): Promise<CleanupAllResult> {
+function walkNote(scan: StorageScan): string | undefined {
+  return scan.cutShort === undefined ? undefined : `the walk over the storage dir stopped ${scan.cutShort}`;
+}
+
+export async function cleanupAllIn(uses: UseRegistry, storage: string, logger: Logger, limits: WalkLimits): Promise<CleanupAllResult> {
   const result: CleanupAllResult = { removed: [], in_use: [], failed: [], freed_bytes: 0 };
-  const scan = await scanStorage(storage);
+  const scan = await scanStorage(storage, limits);
+  const partial = walkNote(scan);
+  if (partial !== undefined) result.partial = partial;
   // Leftovers first: a model's staging sibling would otherwise block pruning its parent.
   for (const dir of [...scan.leftovers, ...scan.models.map((m) => m.dir)]) {
     try {
@@ -85,8 +98,12 @@ export async function cleanupAllIn(uses: UseRegistry, storage: string, logger: L
   return result;
 }
 
-export async function usageOf(uses: UseRegistry, storage: string, freeSpace: FreeSpaceFn): Promise<StorageUsage> {
-  const scan = await scanStorage(storage);
+/**
+ * Used bytes are the staged models' manifests plus every other file found
+ * (leftovers, markers, files someone put there), within `limits`.
+ */
+export async function usageOf(uses: UseRegistry, storage: string, freeSpace: FreeSpaceFn, limits: WalkLimits): Promise<StorageUsage> {
+  const scan = await scanStorage(storage, limits, { bytes: true });
   const models = await Promise.all(
     scan.models.map(async (m): Promise<StagedModelUsage> => {
       const used = await lastUsedMs(m);
@@ -100,8 +117,9 @@ export async function usageOf(uses: UseRegistry, storage: string, freeSpace: Fre
       };
     }),
   );
-  const used = await treeBytes(storage);
+  const used = scan.otherBytes + models.reduce((sum, m) => sum + m.size_bytes, 0);
   const free = await freeSpace(storage);
+  const partial = walkNote(scan);
   return {
     storage_dir: storage,
     used_gb: toGb(used),
@@ -110,5 +128,6 @@ export async function usageOf(uses: UseRegistry, storage: string, freeSpace: Fre
     free_bytes: free,
     model_count: models.length,
     models,
+    ...(partial !== undefined ? { partial } : {}),
   };
 }

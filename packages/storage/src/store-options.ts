@@ -6,6 +6,7 @@ import { runCommand, type RunCommand } from "./run-command.js";
 import { DEFAULT_MOUNT_TIMEOUTS, type MountTimeouts } from "./share-mount.js";
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from "./share-lookup.js";
 import { DEFAULT_SPACE_MARGIN_BYTES, defaultFreeSpace, type FreeSpaceFn } from "./space.js";
+import { DEFAULT_WALK_LIMITS, type WalkLimits } from "./storage-layout.js";
 
 /** Seams and tunables; every one has a production default. */
 export interface ModelStoreOptions {
@@ -38,6 +39,10 @@ export interface ModelStoreOptions {
   progressIntervalMs?: number;
   /** How often a progress line is logged; default 5000 ms. */
   logIntervalMs?: number;
+  /** Bounds of walks over the storage dir (usage, cleanup, eviction, startup); default 100,000 entries, 2 s. */
+  walk?: Partial<WalkLimits>;
+  /** How long comparing a staged copy with the share may take before the copy is used unchecked; default 10 s. */
+  shareCheckMs?: number;
 }
 
 export interface StoreDeps {
@@ -57,6 +62,8 @@ export interface StoreDeps {
   spaceMarginBytes: number;
   progressIntervalMs: number;
   logIntervalMs: number;
+  walk: WalkLimits;
+  shareCheckMs: number;
 }
 
 function positive(name: string, value: number): number {
@@ -88,5 +95,7 @@ export function resolveDeps(o: ModelStoreOptions): StoreDeps {
     spaceMarginBytes: o.spaceMarginBytes ?? DEFAULT_SPACE_MARGIN_BYTES,
     progressIntervalMs: positive("progressIntervalMs", o.progressIntervalMs ?? 1000),
     logIntervalMs: o.logIntervalMs ?? 5000,
+    walk: { ...DEFAULT_WALK_LIMITS, now: () => performance.now(), ...o.walk },
+    shareCheckMs: positive("shareCheckMs", o.shareCheckMs ?? 10_000),
   };
 }

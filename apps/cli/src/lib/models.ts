@@ -62,6 +62,7 @@ export async function listModelsFromDaemon(config: AgentConfig): Promise<Storage
 
 export function formatModels(usage: StorageUsage): string {
   const lines = [`${usage.storage_dir}: ${usage.model_count} staged, ${usage.used_gb} GB used, ${usage.free_gb} GB free`];
+  if (usage.partial !== undefined) lines.push(`(partial: ${usage.partial}; the list and figures may be incomplete)`);
   if (usage.models.length === 0) return lines.join("\n");
   const rows = usage.models.map((m) => [relative(usage.storage_dir, m.path), m.size_gb.toFixed(2), m.last_used ?? "-", m.in_use ? "yes" : "no"]);
   const header = ["MODEL", "SIZE_GB", "LAST_USED", "IN_USE"];
