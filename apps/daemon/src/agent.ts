@@ -1,6 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -14,6 +12,7 @@ import { ModelStore } from "@kitt/storage";
 
 import { storageResolver, runnerJobsApi } from "./adapters.js";
 import { createApiApp } from "./api-app.js";
+import { type ApiLimits, createApiServer, resolveApiLimits } from "./api-server.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { type AgentLogger, createAgentLogger } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
@@ -52,6 +51,8 @@ export interface StartAgentOptions {
   containerRuntime?: ContainerRuntime;
   /** Docker's name of the host architecture (default: this machine's), to pass over images of another. */
   hostArch?: string;
+  /** Caps of the local API (connections, SSE streams, idle cut); see api-server.ts for the defaults. */
+  apiLimits?: ApiLimits;
 }
 
 export interface AgentHandle {
@@ -250,7 +251,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
 
 
     let accepting = true;
+    const apiLimits = resolveApiLimits(options.apiLimits);
     const app = createApiApp({
+      maxStreams: apiLimits.maxStreams,
       name: config.name,
       token: config.token,
       jobs: runnerJobsApi(runner),
@@ -271,9 +274,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       logger: logger.child({ component: "api" }),
     });
     const tlsServer = config.tls.cert !== undefined && config.tls.key !== undefined;
-    const server: Server = tlsServer
-      ? createHttpsServer({ cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}) }, app)
-      : createHttpServer(app);
+    const server = createApiServer({ app, limits: apiLimits, logger: logger.child({ component: "api" }), ...(tlsServer ? { tls: { cert, key, ca } } : {}) });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.port, config.host, () => {
@@ -290,7 +291,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     );
     const port = (server.address() as AddressInfo).port;
     const url = `${tlsServer ? "https" : "http"}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
-    logger.info(`local API listening on ${url}`);
+    logger.info(`local API listening on ${url} (at most ${apiLimits.maxConnections} connections, ${apiLimits.maxStreams} log streams)`);
     // The server learns the port actually bound (port 0 picks a free one).
     registration.port = port;
     // Register once up front; a failure is not fatal: the loop registers before its first heartbeat.

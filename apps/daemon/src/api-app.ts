@@ -26,6 +26,8 @@ export interface ApiDeps {
   bodyLimitBytes?: number;
   /** SSE keepalive comment period (default 15 s). */
   keepaliveMs?: number;
+  /** Concurrent SSE log streams; more are answered 503 (default 512). */
+  maxStreams?: number;
   /** False while shutting down: new jobs are refused with 503. */
   accepting?(): boolean;
 }
@@ -121,6 +123,12 @@ export function createApiApp(deps: ApiDeps): express.Express {
     const commandId = String(req.params.commandId);
     if (!isSafeId(commandId)) {
       bodyError(res, 400, "command id must be 1-64 letters, digits, '_' or '-'");
+      return;
+    }
+    const maxStreams = deps.maxStreams ?? 512;
+    if (activeStreams >= maxStreams) {
+      res.set("Retry-After", "5");
+      bodyError(res, 503, `too many log streams open (${maxStreams}); try again later`);
       return;
     }
     await streamLogs(req, res, deps.jobs, commandId, {

@@ -5,7 +5,8 @@ import type { Readable } from "node:stream";
 
 const DIST = new URL("../dist/index.js", import.meta.url).pathname;
 
-export function spawnAgent(configPath: string): ChildProcessByStdio<null, Readable, Readable> {
+/** `extra` (JSON-serialisable StartAgentOptions, e.g. apiLimits) is merged into the daemon's options. */
+export function spawnAgent(configPath: string, extra: Record<string, unknown> = {}): ChildProcessByStdio<null, Readable, Readable> {
   if (!existsSync(DIST)) throw new Error(`build @kitt/daemon first (${DIST} is missing)`);
   const script = `
     import { readFileSync } from "node:fs";
@@ -13,7 +14,7 @@ export function spawnAgent(configPath: string): ChildProcessByStdio<null, Readab
     import { sleep } from "@kitt/protocol";
     const config = JSON.parse(readFileSync(${JSON.stringify(configPath)}, "utf8"));
     const agent = await startAgent(config, { detect: { nvml: false }, handleSignals: true,
-      heartbeat: { sleep: (ms, signal) => sleep(Math.min(ms, 30), signal) } });
+      heartbeat: { sleep: (ms, signal) => sleep(Math.min(ms, 30), signal) }, ...${JSON.stringify(extra)} });
     console.log("READY " + agent.url);
     await agent.done;
   `;

@@ -1,0 +1,126 @@
+import { readdirSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+
+import { useTempDir } from "@kitt/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { resolveApiLimits, openFileLimit } from "./api-server.js";
+import { AGENT, MODEL, TOKEN, closeWorld, makeWorld, type World } from "./test-agent.js";
+import { killProcessTree, spawnAgent } from "./test-spawn.js";
+
+const tempDir = useTempDir(afterEach);
+const worlds: World[] = [];
+const pids: number[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const pid of pids.splice(0)) killProcessTree(pid);
+  await Promise.all(worlds.splice(0).map(closeWorld));
+});
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** A TCP connection that sends nothing; resolves once connected with a promise of its close. */
+function idleSocket(port: number): Promise<{ socket: Socket; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    sockets.push(socket);
+    const closed = new Promise<number>((r) => socket.once("close", () => r(Date.now())));
+    socket.on("error", () => {});
+    socket.once("connect", () => resolve({ socket, closed }));
+    socket.once("error", reject);
+  });
+}
+
+/** An SSE stream held open; `status` is the HTTP status, `closed` resolves if the agent ends it. */
+function openStream(url: string, commandId: string): Promise<{ status: number; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/api/logs/${commandId}`, { headers: auth }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, closed: new Promise((r) => res.once("close", () => r())) });
+    });
+    req.on("socket", (s) => sockets.push(s));
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+async function spawnWorld(limits: Record<string, number>) {
+  const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1 });
+  worlds.push(w);
+  const configPath = join(w.dir, "config.json");
+  await writeFile(configPath, JSON.stringify(w.config));
+  const child = spawnAgent(configPath, { apiLimits: limits });
+  pids.push(child.pid!);
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`agent exited ${code}`)));
+  });
+  return { w, child, url, port: Number(new URL(url).port) };
+}
+
+describe("local API resource caps (a real daemon in its own process)", () => {
+  it("300 idle connections over the cap are refused at once, the idle ones are cut, SSE streams stay and are capped, fds stay bounded", async () => {
+    const { w, child, url, port } = await spawnWorld({ maxConnections: 40, maxStreams: 3, idleTimeoutMs: 1_000 });
+    const row = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
+    await w.server.waitFor(() => w.server.statuses(row.id).includes("running"), 20_000);
+
+    // Three readers take every stream slot; a fourth is told to come back later.
+    const streams = await Promise.all([1, 2, 3].map(() => openStream(url, row.command_id)));
+    expect(streams.map((s) => s.status)).toEqual([200, 200, 200]);
+    const refused = await fetch(`${url}/api/logs/${row.command_id}`, { headers: auth });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toEqual({ error: "too many log streams open (3); try again later" });
+    const baseline = fdCount(child.pid!);
+
+    // 340 idle sockets: the cap leaves room for 37 next to the 3 streams, the rest are closed at once.
+    const started = Date.now();
+    const idle = await Promise.all(Array.from({ length: 340 }, () => idleSocket(port)));
+    const closedAt = idle.map((s) => s.closed);
+    const early = await Promise.race([Promise.all(closedAt.slice(50)), new Promise((r) => setTimeout(r, 5_000, "late"))]);
+    expect(early).not.toBe("late");
+    expect(fdCount(child.pid!)).toBeLessThanOrEqual(baseline + 40);
+
+    // Within a few seconds the idle ones inside the cap are cut too, and a new client is answered.
+    const allClosed = await Promise.all(closedAt);
+    expect(Math.max(...allClosed) - started).toBeLessThan(5_000);
+    const status = await fetch(`${url}/api/status`, { headers: auth });
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ active_streams: 3 });
+    expect(fdCount(child.pid!)).toBeLessThanOrEqual(baseline + 8);
+
+    // The SSE streams outlived the idle cut: they are answers in progress, not idle sockets.
+    const streamClosed = await Promise.race([Promise.any(streams.map((s) => s.closed)).then(() => "closed"), new Promise((r) => setTimeout(r, 200, "open"))]);
+    expect(streamClosed).toBe("open");
+    process.kill(child.pid!, "SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+  }, 60_000);
+});
+
+describe("resolveApiLimits", () => {
+  it("keeps connections to half the open-file limit and streams below the connection cap", () => {
+    expect(resolveApiLimits({}, 65_536)).toEqual({ maxConnections: 1024, maxStreams: 512, idleTimeoutMs: 5_000, requestTimeoutMs: 30_000 });
+    expect(resolveApiLimits({}, 1_024)).toMatchObject({ maxConnections: 512, maxStreams: 496 });
+    expect(resolveApiLimits({ maxConnections: 20, maxStreams: 100 }, undefined)).toMatchObject({ maxConnections: 20, maxStreams: 4 });
+    expect(resolveApiLimits({ idleTimeoutMs: 60_000 }, undefined).requestTimeoutMs).toBe(60_000);
+    expect(() => resolveApiLimits({ maxConnections: 0 })).toThrow("maxConnections must be a positive integer, got 0");
+  });
+
+  it("reads this process's soft open-file limit", () => {
+    const limit = openFileLimit();
+    expect(limit === undefined || limit >= 64).toBe(true);
+    expect(openFileLimit("/nonexistent/limits")).toBeUndefined();
+  });
+});
