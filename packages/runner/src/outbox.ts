@@ -1,4 +1,3 @@
-import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import {
@@ -14,7 +13,7 @@ import {
 import { errorText } from "./job.js";
 import { classifyDeliveryError } from "./report-errors.js";
 import { BackoffWaiter, waitOrTimeout } from "./backoff-waiter.js";
-import { ensureRealDir, isNotRegular, readRegularFile, writeAtomic } from "./state-files.js";
+import { OutboxFiles, type HeldEntry } from "./outbox-files.js";
 
 /** The part of KittServerClient the outbox uses. */
 export interface OutboxTransport {
@@ -58,28 +57,6 @@ export interface OutboxOptions {
   random?: () => number;
 }
 
-const SEQ_DIGITS = 12;
-const ENTRY = /^(\d{12})\.json$/;
-/** Far above any real entry (metrics.json is capped at 8 MiB): a bound on what start-up reads. */
-const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
-/** Written and removed to see whether a full disk has room again; `.tmp-` so a crash leftover is swept at open. */
-const PROBE = ".tmp-probe";
-
-/** Where an entry is: memory only, being written, on disk, or delivered/set aside. */
-type Stored = "memory" | "writing" | "disk" | "gone";
-interface Held extends OutboxEntry {
-  stored: Stored;
-}
-
-function isMessage(value: unknown): value is OutboxMessage {
-  if (value === null || typeof value !== "object") return false;
-  const v = value as Record<string, unknown>;
-  if (typeof v.testId !== "string") return false;
-  if (v.kind === "status") return typeof v.update === "object" && v.update !== null;
-  if (v.kind === "result") return typeof v.report === "object" && v.report !== null;
-  return false;
-}
-
 /**
  * Status updates and results waiting for the server, kept on disk. Each
  * message is written (atomically: temp file, fsync, rename) before the
@@ -99,7 +76,8 @@ export class Outbox {
   private readonly opts: OutboxOptions;
   private readonly logger: Logger;
   private readonly backoff: BackoffPolicy;
-  private readonly entries: Held[] = [];
+  private readonly files: OutboxFiles;
+  private entries: HeldEntry[] = [];
   private nextSeq = 1;
   private writing: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
@@ -109,7 +87,6 @@ export class Outbox {
   private authWarned = false;
   private agentWaitWarned = false;
   private emptyWaiters: (() => void)[] = [];
-  private diskError: string | undefined;
   private diskTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: OutboxOptions) {
@@ -117,40 +94,15 @@ export class Outbox {
     this.logger = options.logger ?? silentLogger;
     this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.backoff = options.backoff ?? { baseMs: 1000, maxMs: 5 * 60_000 };
+    this.files = new OutboxFiles(options.dir, this.logger, options.diskRetryMs ?? 5000, () => this.scheduleDiskRetry());
   }
 
   /** Opens (creating) the outbox and loads what a previous run left undelivered. Refuses an outbox or `rejected/` that is a symbolic link. */
   static async open(options: OutboxOptions): Promise<Outbox> {
     const outbox = new Outbox(options);
-    const { dir } = options;
-    await ensureRealDir(dir);
-    await ensureRealDir(join(dir, "rejected"));
-    for (const name of (await readdir(dir)).sort()) {
-      const path = join(dir, name);
-      if (name.startsWith(".tmp-")) {
-        // A write interrupted before its rename: never acknowledged as written.
-        await rm(path, { force: true });
-        continue;
-      }
-      const match = ENTRY.exec(name);
-      if (match === null) continue;
-      const seq = Number(match[1]);
-      outbox.nextSeq = Math.max(outbox.nextSeq, seq + 1);
-      try {
-        const message = JSON.parse(await readRegularFile(path, MAX_ENTRY_BYTES)) as unknown;
-        if (!isMessage(message)) throw new Error("not an outbox message");
-        outbox.entries.push({ seq, message, stored: "disk" });
-      } catch (err) {
-        if (isNotRegular(err)) {
-          // Not ours: a link (never followed) or a FIFO someone planted. It goes, its target stays untouched.
-          outbox.logger.warn(`outbox: ${errorText(err)}; removed`);
-          await rm(path, { force: true }).catch(() => {});
-          continue;
-        }
-        outbox.logger.warn(`outbox entry ${name} is unreadable (${errorText(err)}): moved to rejected/`);
-        await rename(path, join(dir, "rejected", name)).catch(() => {});
-      }
-    }
+    const { entries, nextSeq } = await outbox.files.load();
+    outbox.entries = entries;
+    outbox.nextSeq = nextSeq;
     return outbox;
   }
 
@@ -164,7 +116,7 @@ export class Outbox {
   }
 
   state(): OutboxState {
-    return { pending: this.pending, in_memory: this.inMemory, disk_error: this.diskError ?? null };
+    return { pending: this.pending, in_memory: this.inMemory, disk_error: this.files.diskError ?? null };
   }
 
   /** A copy of what waits, oldest first. */
@@ -177,10 +129,10 @@ export class Outbox {
    * it, kept in memory (see `state()`). Order of calls = order of delivery.
    */
   add(message: OutboxMessage): Promise<void> {
-    const entry: Held = { seq: this.nextSeq++, message, stored: "memory" };
+    const entry: HeldEntry = { seq: this.nextSeq++, message, stored: "memory" };
     const write = this.writing.then(async () => {
       // Older messages the disk refused go first, so what is on disk is always a prefix in order.
-      if (await this.persistBacklog()) await this.persist(entry);
+      if (await this.files.persistBacklog(this.entries)) await this.files.persist(entry);
       this.entries.push(entry);
       this.kick();
     });
@@ -208,9 +160,9 @@ export class Outbox {
     this.kick();
     await this.loop;
     await this.writing;
-    await this.persistBacklog();
+    await this.files.persistBacklog(this.entries);
     const lost = this.inMemory;
-    if (lost > 0) this.logger.error(`outbox: ${lost} report(s) could neither be written to ${this.opts.dir} (${this.diskError ?? "?"}) nor delivered before the agent stopped: they are lost`);
+    if (lost > 0) this.logger.error(`outbox: ${lost} report(s) could neither be written to ${this.opts.dir} (${this.files.diskError ?? "?"}) nor delivered before the agent stopped: they are lost`);
   }
 
   /** Ends a backoff wait now, so the next attempt is immediate (on shutdown, or when the server is back). */
@@ -224,76 +176,20 @@ export class Outbox {
     wake?.();
   }
 
-  /** Writes the entries only memory holds, oldest first; false at the first the disk refuses. */
-  private async persistBacklog(): Promise<boolean> {
-    for (const entry of this.entries) {
-      if (entry.stored === "memory" && !(await this.persist(entry))) return false;
-    }
-    return true;
-  }
-
-  private async persist(entry: Held): Promise<boolean> {
-    entry.stored = "writing";
-    try {
-      await writeAtomic(this.opts.dir, fileName(entry.seq), JSON.stringify(entry.message));
-    } catch (err) {
-      if (entry.stored === "writing") entry.stored = "memory";
-      this.diskFailed(err);
-      return false;
-    }
-    // Delivered while it was being written: the file is not needed any more.
-    // (settle() may have run meanwhile: TypeScript cannot see that.)
-    if ((entry.stored as Stored) === "gone") await rm(join(this.opts.dir, fileName(entry.seq)), { force: true }).catch(() => {});
-    else entry.stored = "disk";
-    this.diskWorks();
-    return true;
-  }
-
-  private diskFailed(err: unknown): void {
-    const text = errorText(err);
-    if (this.diskError === undefined) {
-      this.logger.error(
-        `outbox: cannot write to ${this.opts.dir} (${text}): status updates and results are kept in memory and delivered directly; writing is retried every ${this.diskRetryMs / 1000} s`,
-      );
-    } else this.logger.debug(`outbox: ${this.opts.dir} still refuses writes: ${text}`);
-    this.diskError = text;
-    this.scheduleDiskRetry();
-  }
-
-  private diskWorks(): void {
-    if (this.diskError === undefined) return;
-    this.diskError = undefined;
-    this.logger.info(`outbox: ${this.opts.dir} takes writes again`);
-  }
-
-  private get diskRetryMs(): number {
-    return this.opts.diskRetryMs ?? 5000;
-  }
-
   private scheduleDiskRetry(): void {
     if (this.diskTimer !== undefined || this.stopping.signal.aborted) return;
     this.diskTimer = setTimeout(() => {
       this.diskTimer = undefined;
       this.writing = this.writing.then(() => this.retryDisk());
-    }, this.diskRetryMs);
+    }, this.opts.diskRetryMs ?? 5000);
     this.diskTimer.unref();
   }
 
   /** On the timer: write the backlog, or (nothing waiting) probe whether the disk has room again. */
   private async retryDisk(): Promise<void> {
     if (this.stopping.signal.aborted) return;
-    if (this.inMemory > 0) {
-      await this.persistBacklog();
-      return;
-    }
-    if (this.diskError === undefined) return;
-    try {
-      await writeAtomic(this.opts.dir, PROBE, "x".repeat(4096), false);
-      await rm(join(this.opts.dir, PROBE), { force: true });
-      this.diskWorks();
-    } catch (err) {
-      this.diskFailed(err);
-    }
+    if (this.inMemory > 0) await this.files.persistBacklog(this.entries);
+    else if (this.files.diskError !== undefined) await this.files.probe();
   }
 
   private async run(): Promise<void> {
@@ -321,7 +217,7 @@ export class Outbox {
   }
 
   /** One try: "done" (delivered or set aside), "retry" or "stopped". */
-  private async attempt(entry: Held, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
+  private async attempt(entry: HeldEntry, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
     const { message } = entry;
     try {
       await this.opts.beforeSend?.(entry);
@@ -352,29 +248,10 @@ export class Outbox {
       } else {
         this.logger.warn(`outbox: the server refused the ${message.kind} for test ${message.testId} (${errorText(err)}); kept in rejected/`);
       }
-      await this.settle(entry, true);
+      await this.files.settle(entry, true);
       return "done";
     }
-    await this.settle(entry, false);
+    await this.files.settle(entry, false);
     return "done";
   }
-
-  /** Delivered (or refused for good): the file goes (to `rejected/` when refused). */
-  private async settle(entry: Held, rejected: boolean): Promise<void> {
-    const was = entry.stored;
-    entry.stored = "gone";
-    const name = fileName(entry.seq);
-    const file = join(this.opts.dir, name);
-    const rejectedDir = join(this.opts.dir, "rejected");
-    if (was === "disk") {
-      await (rejected ? rename(file, join(rejectedDir, name)) : rm(file, { force: true })).catch(() => {});
-    } else if (rejected) {
-      // Only memory held it: a copy for inspection if the disk takes it (a rename never follows a link planted there).
-      await writeAtomic(rejectedDir, name, JSON.stringify(entry.message), false).catch(() => {});
-    }
-  }
-}
-
-function fileName(seq: number): string {
-  return `${String(seq).padStart(SEQ_DIGITS, "0")}.json`;
 }
