@@ -152,6 +152,11 @@ export class FakeKittServer {
     return this.store.queueTest(input);
   }
 
+  /** A test row that is never dispatched by heartbeat: for commands posted to the agent's local API. */
+  createTest(input: QueueTestInput): TestRow {
+    return this.store.createTest(input);
+  }
+
   /** Queues any command type (cleanup_storage, start_engine, ...); returns it as it will be sent. */
   queueCommand(agentName: string, type: string, payload: Record<string, unknown> = {}): Command {
     return this.store.queueCommand(agentName, type, payload);

@@ -157,6 +157,14 @@ export class FakeStore {
     });
   }
 
+  /** A test row the heartbeat never hands out (its command goes to the agent's local API instead). */
+  createTest(input: QueueTestInput): TestRow {
+    const row = this.queueTest(input);
+    const entry = this.tests.get(row.id) as TestEntry;
+    entry.row.status = "dispatched";
+    return { ...entry.row };
+  }
+
   queueCommand(agentName: string, type: string, payload: Record<string, unknown> = {}): Command {
     const agent = this.requireAgent({ agent_name: agentName });
     const commandId = hexId();
