@@ -365,8 +365,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       stopping ??= (async () => {
         accepting = false;
         logger.info(`stopping: ${reason}`);
+        // No heartbeat takes commands from here on: one in flight finishes (its commands are refused
+        // and reported, never lost), none starts.
+        const heartbeatStopped = heartbeat.stop();
         await runner.shutdown(reason);
-        await heartbeat.stop();
+        await heartbeatStopped;
         const flushed = await reporter.flush(options.flushTimeoutMs ?? 5_000);
         if (!flushed) logger.warn("some reports are still undelivered; they stay on disk for the next start");
         await runCleanups();
