@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { MemoryLogger } from "@kitt/protocol";
-import { useTempDir } from "@kitt/testkit";
+import { canMountSmallDisk, mountSmallDisk, useTempDir, type SmallDisk } from "@kitt/testkit";
 
 import { JobRunner } from "./job-runner.js";
 import { LogShipper } from "./log-shipper.js";
@@ -20,7 +20,6 @@ import { ServerReporter } from "./server-reporter.js";
 import { stateDiskProblem } from "./state-files.js";
 import { DirResolver, shareWithFakeKitt } from "./test-runner-fixtures.js";
 import { serverLines, startServer, type ServerFixture } from "./test-server.js";
-import { canMountSmallDisk, mountSmallDisk, type SmallDisk } from "./test-small-disk.js";
 
 const canMount = await canMountSmallDisk();
 const tempDir = useTempDir(afterEach, "kitt-runner-disk-");

@@ -21,6 +21,8 @@ export type { QueueTestInput } from "./fake-store.js";
 export { makeTestPki, writeTestPki } from "./pki.js";
 export type { PemPair, TestPki, TestPkiOptions, TestPkiPaths } from "./pki.js";
 export { makeTempDir, useTempDir } from "./temp-dir.js";
+export { canMountSmallDisk, mountSmallDisk } from "./small-disk.js";
+export type { SmallDisk } from "./small-disk.js";
 export type { TempDir } from "./temp-dir.js";
 export { writeFakeBenchmark, writeFakeModel } from "./fake-benchmark.js";
 export type { FakeBenchmarkOptions, FakeModelOptions } from "./fake-benchmark.js";

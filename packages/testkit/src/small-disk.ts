@@ -1,5 +1,5 @@
 /**
- * Test helper: a real, tiny filesystem (tmpfs, 256 KiB) that a test can fill
+ * A real, tiny filesystem (tmpfs, 256 KiB by default) that a test can fill
  * to the brim, so that writes fail with a real ENOSPC from the kernel, and
  * empty again. Mounting needs root (or CAP_SYS_ADMIN): `mountSmallDisk()`
  * returns undefined where the machine does not allow it, and the tests that
@@ -23,10 +23,11 @@ export interface SmallDisk {
   unmount(): Promise<void>;
 }
 
-export async function mountSmallDisk(): Promise<SmallDisk | undefined> {
+/** Mounts a fresh tmpfs of `sizeKiB` (mode 0700) in a new temp dir; undefined when mounting is not allowed here. */
+export async function mountSmallDisk(sizeKiB = 256): Promise<SmallDisk | undefined> {
   const path = await mkdtemp(join(tmpdir(), "kitt-small-disk-"));
   try {
-    await run("mount", ["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", path], { timeout: 10_000 });
+    await run("mount", ["-t", "tmpfs", "-o", `size=${sizeKiB}k,mode=0700`, "tmpfs", path], { timeout: 10_000 });
   } catch {
     await rmdir(path);
     return undefined;
