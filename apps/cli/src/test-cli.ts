@@ -30,10 +30,13 @@ export function cliEnv(home: string, extra: Record<string, string | undefined> =
 }
 
 /** Runs the built kitt-agent as a child process and collects its output. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv, options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+export function runCli(args: string[], env: NodeJS.ProcessEnv, options: { cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliRun> {
   if (!existsSync(DIST_MAIN)) throw new Error(`${DIST_MAIN} is missing: build @kitt/cli before its tests`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd ?? env.HOME, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd ?? env.HOME, stdio: ["pipe", "pipe", "pipe"] });
+    // Without input, stdin is at its end at once, as with </dev/null; a child that exits first is no error (EPIPE).
+    child.stdin.on("error", () => {});
+    child.stdin.end(options.input ?? "");
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));

@@ -84,7 +84,7 @@ describe("agent.log never follows a planted name", () => {
     const log = join(dir, "state", "logs", "agent.log");
     await symlink(target, log);
     expect(() => createAgentLogger({ level: "info", file: log, stdout: new PassThrough() })).toThrow(
-      `${log} is a symbolic link: the agent does not write through links in its state dir; remove it`,
+      `${log} is a symbolic link: the agent opens no links in its state dir; remove it`,
     );
     expect(await readFile(target, "utf8")).toBe(VICTIM_TEXT);
     // A dangling link is refused too (O_CREAT alone would create its target).

@@ -78,7 +78,7 @@ export function ensurePrivateSubdir(dir: string, options: { uid?: number } = {})
 
 function openError(path: string, err: unknown): KittError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ELOOP") return stateError(`${path} is a symbolic link: the agent does not write through links in its state dir; remove it`);
+  if (code === "ELOOP") return stateError(`${path} is a symbolic link: the agent opens no links in its state dir; remove it`);
   if (code === "ENXIO") return stateError(`${path} is not a regular file (a FIFO?): remove it`);
   return stateError(`cannot open ${path}: ${code ?? String(err)}`);
 }

@@ -6,19 +6,25 @@ export default class Init extends BaseCommand {
   static override summary = "Write agent.yaml for a KITT server (and set up mTLS).";
   static override description = `Writes agent.yaml (mode 0600, atomically) with the server URL, token, agent name and storage paths. Refuses to replace an existing file unless --force is given.
 
+The token: --token - reads it from stdin (the first line), --token-file from a file, and without either flag it comes from KITT_AGENT_TOKEN. --token <value> works too, but every user of the host can read it in \`ps\` while init runs.
+
 mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; --ca-cert/--ca-key (the KITT CA) issue a fresh client certificate (CN = agent name) into ~/.kitt/certs/; for an https server with neither, a key and a certificate signing request are created there for you to get signed.`;
 
   static override examples = [
-    "<%= config.bin %> init --server http://kitt:8080 --token s3cret",
-    "<%= config.bin %> init --server http://kitt:8080 --token s3cret --json",
-    "<%= config.bin %> init --server https://kitt:8080 --token s3cret --ca-cert ca.pem --ca-key ca-key.pem",
+    "<%= config.bin %> init --server http://kitt:8080 --token-file ~/kitt-token",
+    "printf '%s\\n' \"$TOKEN\" | <%= config.bin %> init --server http://kitt:8080 --token - --json",
+    "KITT_AGENT_TOKEN=s3cret <%= config.bin %> init --server https://kitt:8080 --ca-cert ca.pem --ca-key ca-key.pem",
     "<%= config.bin %> init --server https://kitt:8080 --tls-cert agent.pem --tls-key agent-key.pem --tls-ca ca.pem --force",
     "<%= config.bin %> init --server http://kitt:8080 --model-dir /data/models --share-source nas:/volume1/models --share-mount /mnt/models",
   ];
 
   static override flags = {
     server: Flags.string({ summary: "KITT server URL (http or https).", required: true }),
-    token: Flags.string({ summary: "Bearer token of this agent.", env: "KITT_AGENT_TOKEN" }),
+    token: Flags.string({
+      summary: "Bearer token of this agent, or - to read it from stdin (a value here is visible in `ps`).",
+      description: "A value given here is visible to every user of this host in `ps` while init runs: prefer --token - (stdin), --token-file or KITT_AGENT_TOKEN.",
+    }),
+    "token-file": Flags.string({ summary: "Read the token from this file (one line; keeps it out of `ps`)." }),
     name: Flags.string({ summary: "Agent name (default: the host name)." }),
     port: Flags.integer({ summary: "Port of the agent's own API.", default: 8090, min: 1, max: 65535 }),
     "model-dir": Flags.string({ summary: "Local model storage directory (default ~/.kitt/models)." }),
@@ -42,6 +48,9 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
       configPath: resolveConfigPath(flags.config),
       server: flags.server,
       token: flags.token,
+      tokenFile: flags["token-file"],
+      envToken: process.env.KITT_AGENT_TOKEN,
+      ...(flags.token === "-" ? { stdin: process.stdin } : {}),
       name: flags.name,
       port: flags.port,
       modelDir: flags["model-dir"],

@@ -2,16 +2,23 @@ import { constants } from "node:fs";
 import { access, lstat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
 
 import type { AgentConfigFile } from "@kitt/protocol";
 import { ConfigError, resolveAgentConfig, UsageError, writeAgentConfig } from "@kitt/protocol";
 
 import { createSigningRequest, issueClientCertificate } from "./certs.js";
+import { readTokenInput } from "./token-input.js";
 
 export interface InitOptions {
   configPath: string;
   server: string;
+  /** The token, or `-` to read it from `stdin`. */
   token?: string;
+  tokenFile?: string;
+  /** KITT_AGENT_TOKEN, used when neither --token nor --token-file is given. */
+  envToken?: string;
+  stdin?: Readable;
   name?: string;
   port?: number;
   modelDir?: string;
@@ -103,7 +110,8 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
     throw new UsageError("--tls-cert and --tls-key must be given together");
   }
 
-  const doc: AgentConfigFile = { server_url: options.server.trim(), token: options.token ?? "" };
+  const token = await readTokenInput(options);
+  const doc: AgentConfigFile = { server_url: options.server.trim(), token: token ?? "" };
   if (options.name !== undefined) doc.name = options.name;
   if (options.port !== undefined) doc.port = options.port;
   if (options.modelDir !== undefined) doc.model_storage_dir = abs(options.modelDir);

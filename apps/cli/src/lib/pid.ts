@@ -1,7 +1,8 @@
 import { readFileSync, readlinkSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
+import { readSmallRegularFile } from "@kitt/daemon/state-dir";
 import { KittError } from "@kitt/protocol";
 
 /**
@@ -49,13 +50,9 @@ export function checkProcess(pid: number, procRoot = "/proc"): ProcessCheck {
 
 /** The pid in a pid file: undefined when the file is absent, a KittError when it holds something else. */
 export async function readPidFile(path: string): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new KittError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { code: "PID_FILE" });
-  }
+  // Never through a link someone planted, never blocked on a FIFO (KittError STATE_DIR for those).
+  const text = readSmallRegularFile(path);
+  if (text === undefined) return undefined;
   const pid = Number(text.trim());
   if (!Number.isSafeInteger(pid) || pid <= 1) throw new KittError(`${path} does not hold a process id: ${JSON.stringify(text.trim().slice(0, 40))}`, { code: "PID_FILE" });
   return pid;

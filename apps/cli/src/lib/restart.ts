@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { mkdir, open } from "node:fs/promises";
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 
+import { checkStateDir, ensurePrivateSubdir, openPrivateAppend } from "@kitt/daemon/state-dir";
 import type { AgentConfig } from "@kitt/protocol";
 
 import { checkProcess, readPidFile, stopAgent } from "./pid.js";
@@ -24,18 +25,20 @@ export async function restartAgent(config: AgentConfig, configPath: string, entr
     return "the agent is not running: start it with kitt-agent start";
   }
   await stopAgent(pidFile, (config.cancel_grace_s + 30) * 1000);
+  // The same rules as the daemon's: a state dir of this user only, no name opened through a link.
+  checkStateDir(config.state_dir);
   const logs = join(config.state_dir, "logs");
-  await mkdir(logs, { recursive: true });
-  const out = await open(join(logs, "agent-start.log"), "a", 0o600);
+  ensurePrivateSubdir(logs);
+  const out = openPrivateAppend(join(logs, "agent-start.log"));
   try {
     const child = spawn(process.execPath, [entry, "start"], {
       detached: true,
-      stdio: ["ignore", out.fd, out.fd],
+      stdio: ["ignore", out, out],
       env: { ...process.env, KITT_AGENT_CONFIG: configPath },
     });
     child.unref();
     return `stopped pid ${pid} and started the new version (pid ${child.pid ?? "?"}, output in ${join(logs, "agent-start.log")})`;
   } finally {
-    await out.close();
+    closeSync(out);
   }
 }
