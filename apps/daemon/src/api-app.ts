@@ -1,6 +1,15 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 
-import { type CommandRequest, type Logger, ProtocolError, isSafeId, parseCommandRequest, silentLogger } from "@kitt/protocol";
+import {
+  COMMAND_LIMITS,
+  type CommandRequest,
+  type Logger,
+  ProtocolError,
+  isSafeId,
+  jsonTextTooDeep,
+  parseCommandRequest,
+  silentLogger,
+} from "@kitt/protocol";
 
 import { bearerAuth } from "./auth.js";
 import type { JobInfo, JobsApi } from "./jobs-api.js";
@@ -24,6 +33,8 @@ export interface ApiDeps {
   logger?: Logger;
   /** Largest accepted JSON body (default 1 MiB). */
   bodyLimitBytes?: number;
+  /** Deepest nesting of a JSON body (default: what a heartbeat command may have, 32). */
+  maxBodyDepth?: number;
   /** SSE keepalive comment period (default 15 s). */
   keepaliveMs?: number;
   /** Concurrent SSE log streams; more are answered 503 (default 512). */
@@ -33,6 +44,19 @@ export interface ApiDeps {
 }
 
 const CANCEL_TYPES = new Set(["cancel", "stop"]);
+
+/**
+ * JSON.parse takes any depth, but what walks the value afterwards (schema
+ * checks, JSON.stringify into the job journal) recurses: a body nested
+ * 100,000 levels deep overflowed the stack (a 500). Its text is checked
+ * before it is parsed, for every route, and refused with a 400.
+ */
+function refuseDeepJson(maxDepth: number): (req: Request, res: Response, buf: Buffer, encoding: string) => void {
+  return (_req, _res, buf, encoding) => {
+    const problem = jsonTextTooDeep(buf.toString(encoding as BufferEncoding), maxDepth);
+    if (problem !== undefined) throw Object.assign(new Error(`body ${problem}`), { status: 400, type: "entity.too.deep" });
+  };
+}
 
 function bodyError(res: Response, status: number, error: string): void {
   res.status(status).json({ error });
@@ -65,7 +89,14 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   app.use(bearerAuth(deps.token));
-  app.use(express.json({ limit: deps.bodyLimitBytes ?? 1024 * 1024, strict: true, type: ["application/json", "application/*+json"] }));
+  app.use(
+    express.json({
+      limit: deps.bodyLimitBytes ?? 1024 * 1024,
+      strict: true,
+      type: ["application/json", "application/*+json"],
+      verify: refuseDeepJson(deps.maxBodyDepth ?? COMMAND_LIMITS.maxDepth),
+    }),
+  );
 
   app.post("/api/commands", async (req, res) => {
     if (!req.is("application/json") || req.body === undefined || req.body === null || typeof req.body !== "object" || Array.isArray(req.body)) {
