@@ -33,7 +33,8 @@ export async function makeWorld(
   const server = await startFakeKittServer({ agents: [{ name, token: TOKEN }] });
   await writeFakeModel(join(dir, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
   const benchmark = await writeFakeBenchmark(join(dir, "bin"), bench);
-  await mkdir(join(dir, "state"), { recursive: true });
+  // 0700 whatever the umask: the agent refuses a state dir group or others can write to.
+  await mkdir(join(dir, "state"), { recursive: true, mode: 0o700 });
   const config: AgentConfig = {
     ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
     server_url: server.url,
