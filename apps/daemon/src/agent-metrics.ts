@@ -1,7 +1,7 @@
 import type { GpuSnapshot } from "@kitt/hardware";
 import type { HeartbeatState } from "@kitt/heartbeat";
 import type { StatusUpdate } from "@kitt/protocol";
-import type { JobRunner, OutboxState, Reporter } from "@kitt/runner";
+import type { JobRunner, OutboxState, ReportRef, Reporter } from "@kitt/runner";
 
 import { MetricsRegistry } from "./metrics.js";
 
@@ -71,19 +71,25 @@ export function agentMetrics(src: AgentMetricsSources) {
     stagedBytes: (bytes: number) => staged.inc({}, bytes),
     /** A Reporter that counts outcomes and durations on the way through. */
     observe(inner: Reporter): Reporter {
+      // Everything else of the reporter (job streams, message keys, holds, deferred delivery) passes through.
       return {
-        status: (testId: string, update: StatusUpdate) => {
-          if (update.status === "running") startedAt.set(testId, now());
+        status: (testId: string, update: StatusUpdate, ref?: ReportRef) => {
+          const key = ref?.job ?? testId;
+          if (update.status === "running") startedAt.set(key, now());
           else {
             jobs.inc({ outcome: update.status });
-            const t0 = startedAt.get(testId);
+            const t0 = startedAt.get(key);
             if (t0 !== undefined) duration.observe((now() - t0) / 1000);
-            startedAt.delete(testId);
+            startedAt.delete(key);
           }
-          return inner.status(testId, update);
+          return inner.status(testId, update, ref);
         },
-        log: (testId, line) => inner.log(testId, line),
-        result: (testId, report) => inner.result(testId, report),
+        log: (testId, line, job) => inner.log(testId, line, job),
+        result: (testId, report, ref) => inner.result(testId, report, ref),
+        ...(inner.hold !== undefined ? { hold: (keys: readonly string[]) => inner.hold?.(keys) } : {}),
+        ...(inner.release !== undefined ? { release: (keys: readonly string[]) => inner.release?.(keys) } : {}),
+        ...(inner.hasPending !== undefined ? { hasPending: (key: string) => inner.hasPending?.(key) === true } : {}),
+        ...(inner.startDelivery !== undefined ? { startDelivery: () => inner.startDelivery?.() } : {}),
       };
     },
   };

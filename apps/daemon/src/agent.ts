@@ -174,6 +174,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       transport: client,
       agentId: () => agentId,
       logger: logger.child({ component: "reporter" }),
+      // Delivery starts once the runner's crash recovery has seen what waits (recoverInterrupted).
+      deferDelivery: true,
     });
     cleanups.push(() => reporter.stop());
     // The agent's own records need room; the default model dir shares this disk.

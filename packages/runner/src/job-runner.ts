@@ -8,6 +8,7 @@ import { checkCommand, type JobSpec } from "./command-validation.js";
 import { errorText, Job } from "./job.js";
 import { JobJournal, type JournalOutcome, type JournalRecord } from "./job-journal.js";
 import { killLeftoverGroup, readProcStat } from "./process-group.js";
+import { stateDiskProblem } from "./state-files.js";
 import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
 import { DEFAULT_RING_LINES } from "./log-stream.js";
 import { runCleanupJob } from "./run-cleanup.js";
@@ -135,6 +136,15 @@ export class JobRunner {
    * anything. Returns the command ids (journal keys) reported.
    */
   async recoverInterrupted(reason: string = AGENT_RESTARTED): Promise<string[]> {
+    try {
+      return await this.recover(reason);
+    } finally {
+      // What waits in the outbox goes now that recovery knows it (see ServerReporterOptions.deferDelivery).
+      this.opts.reporter.startDelivery?.();
+    }
+  }
+
+  private async recover(reason: string): Promise<string[]> {
     const leftovers = this.journal === undefined ? [] : await this.loadJournal();
     for (const rec of leftovers) {
       if (rec.processGroup === undefined) continue;
@@ -153,7 +163,7 @@ export class JobRunner {
       } else {
         this.logger.info(`job ${rec.commandId} (test ${rec.testId}) ended before the restart: reporting its outcome (${outcome.status})`);
       }
-      await this.deliver({ key: rec.commandId, commandId: rec.hasCommandId ? rec.commandId : undefined, testId: rec.testId }, outcome);
+      await this.deliver({ key: rec.commandId, commandId: rec.hasCommandId ? rec.commandId : undefined, testId: rec.testId }, outcome, { recovering: true });
       reported.push(rec.commandId);
     }
     return reported;
@@ -366,14 +376,31 @@ export class JobRunner {
   private async deliver(
     target: { key: string; commandId: string | undefined; testId: string },
     outcome: JournalOutcome,
-    options: { statusToo?: boolean } = {},
+    options: { statusToo?: boolean; recovering?: boolean } = {},
   ): Promise<void> {
     const { key, commandId, testId } = target;
     const report: JobOutcome = { status: outcome.status, ...(outcome.error !== undefined ? { error: outcome.error } : {}), ...(outcome.resultData !== undefined ? { resultData: outcome.resultData } : {}) };
     const update: StatusUpdate = outcome.status === "completed" ? { status: "completed" } : { status: "failed", error: outcome.error || "failed" };
-    if (commandId !== undefined) await this.report(testId, () => this.opts.reporter.result(testId, resultOf(commandId, report, outcome.containerId)));
-    if (options.statusToo !== false) await this.report(testId, () => this.opts.reporter.status(testId, update));
-    if (key !== "") await this.journalWrite(() => this.journal?.done(key));
+    const reporter = this.opts.reporter;
+    const journaled = key !== "" && this.journal !== undefined && this.journalLoad !== undefined;
+    const resultKey = `${key}:result`;
+    const statusKey = `${key}:status`;
+    const sendResult = commandId !== undefined;
+    const sendStatus = options.statusToo !== false;
+    // Until the journal says "done", the outbox holds these: a crash before it is recovered from the
+    // journal, and what the outbox already holds (recovery asks) is not queued a second time.
+    const keys = journaled ? [...(sendResult ? [resultKey] : []), ...(sendStatus ? [statusKey] : [])] : [];
+    if (keys.length > 0) reporter.hold?.(keys);
+    const queued = (k: string) => options.recovering === true && reporter.hasPending?.(k) === true;
+    const ref = commandId !== undefined ? { job: commandId } : {};
+    if (sendResult && !queued(resultKey)) {
+      await this.report(testId, () => reporter.result(testId, resultOf(commandId, report, outcome.containerId), { ...ref, ...(journaled ? { key: resultKey } : {}) }));
+    }
+    if (sendStatus && !queued(statusKey)) {
+      await this.report(testId, () => reporter.status(testId, update, { ...ref, ...(journaled ? { key: statusKey } : {}) }));
+    }
+    if (journaled) await this.journalWrite(() => this.journal?.done(key));
+    if (keys.length > 0) reporter.release?.(keys);
   }
 
   /** A journal write whose failure is logged, not thrown. */
@@ -449,10 +476,12 @@ export class JobRunner {
     await this.persisted.get(job)?.catch(() => {});
     job.state = "running";
     job.startedAt = this.now();
-    await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }));
+    await this.report(job.testId, () => this.opts.reporter.status(job.testId, { status: "running" }, { job: job.commandId }));
     let outcome: JobOutcome;
     try {
-      outcome = await this.runJob(job);
+      // A benchmark's records and reports need room in the state dir (the default model dir shares its disk).
+      const full = job.spec.kind === "run_test" && this.opts.stateDir !== undefined ? await stateDiskProblem(this.opts.stateDir) : undefined;
+      outcome = full !== undefined ? { status: "failed", error: full } : await this.runJob(job);
     } catch (err) {
       // A bug, not an outcome the code foresaw: the job still ends, and says why.
       this.logger.error(`job ${job.commandId} crashed: ${errorText(err)}`);

@@ -1,16 +1,33 @@
 import type { ResultReport, StatusUpdate } from "@kitt/protocol";
 
 /**
+ * Where a report belongs beyond its test: `job` is the job's own log stream
+ * (its command id: two jobs of one test keep apart), `key` names the
+ * message so that a crash recovery can tell whether it is already queued.
+ */
+export interface ReportRef {
+  job?: string;
+  key?: string;
+}
+
+/**
  * Where a job's outcome goes. The daemon wires it to the log shipper and the
  * durable outbox; the runner calls it in order: `running` (for a job that
  * starts), log lines, then the result and exactly one terminal status.
  * `log` must not block (the benchmark's output is read through it).
  */
 export interface Reporter {
-  status(testId: string, update: StatusUpdate): void | Promise<void>;
-  log(testId: string, line: string): void;
+  status(testId: string, update: StatusUpdate, ref?: ReportRef): void | Promise<void>;
+  log(testId: string, line: string, job?: string): void;
   /** `testId` is the job's, so that its log lines can be delivered before its result. */
-  result(testId: string, report: ResultReport): void | Promise<void>;
+  result(testId: string, report: ResultReport, ref?: ReportRef): void | Promise<void>;
+  /** Messages with these keys wait (are not sent) until released: their job is not yet marked done on disk. */
+  hold?(keys: readonly string[]): void;
+  release?(keys: readonly string[]): void;
+  /** Whether a message with this key waits to be sent (crash recovery). */
+  hasPending?(key: string): boolean;
+  /** Starts delivering what waits, once crash recovery has looked at it. */
+  startDelivery?(): void;
 }
 
 export interface ResolveOptions {

@@ -51,7 +51,7 @@ export class Job {
     if (this.logs.ended) return;
     this.logs.append(line);
     try {
-      this.reporter.log(this.testId, line);
+      this.reporter.log(this.testId, line, this.commandId);
     } catch (err) {
       this.logger.error(`reporter.log failed for test ${this.testId}: ${errorText(err)}`);
     }

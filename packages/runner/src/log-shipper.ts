@@ -24,8 +24,10 @@ export const DEFAULT_MAX_PENDING_BYTES = 32 * 1024 * 1024;
 export interface LogShipperOptions {
   testId: string;
   transport: LogTransport;
-  /** Lines are spooled to `<spoolDir>/<testId>.log` until delivered (none: memory only). */
+  /** Lines are spooled to `<spoolDir>/<spoolName>.log` until delivered (none: memory only). */
   spoolDir?: string;
+  /** The spool file's name without `.log` (default the test id; the reporter uses `<test id>.<command id>`). */
+  spoolName?: string;
   /** One request carries at most this many bytes of lines (at least one line). */
   maxBatchBytes?: number;
   /** Undelivered lines kept at most; beyond it lines are dropped and a marker line says how many. */
@@ -84,7 +86,9 @@ export class LogShipper {
     this.backoffWaiter = new BackoffWaiter(options.sleep);
     this.maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
-    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, options.testId, this.logger, (error) => options.onSpoolDiskError?.(options.testId, error), options.spoolRetryMs);
+    const spoolName = options.spoolName ?? options.testId;
+    if (!/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})?$/.test(spoolName)) throw new KittError(`log shipper: unsafe spool name ${JSON.stringify(spoolName)}`, { code: "USAGE" });
+    this.spool = options.spoolDir === undefined ? undefined : new LogSpool(options.spoolDir, spoolName, this.logger, (error) => options.onSpoolDiskError?.(options.testId, error), options.spoolRetryMs);
     if (resume !== undefined) {
       this.deliveredRecords = resume.deliveredRecords;
       for (const line of resume.lines) this.enqueue(line, false);

@@ -21,9 +21,13 @@ export interface OutboxTransport {
   reportResult(agentId: string, report: ResultReport, opts?: CallOptions): Promise<void>;
 }
 
+/**
+ * `job`: the job the message belongs to (its log stream is drained first);
+ * `key`: a name for crash recovery (`<command id>:result`); both stay local.
+ */
 export type OutboxMessage =
-  | { kind: "status"; testId: string; update: StatusUpdate }
-  | { kind: "result"; testId: string; report: ResultReport };
+  | { kind: "status"; testId: string; update: StatusUpdate; job?: string; key?: string }
+  | { kind: "result"; testId: string; report: ResultReport; job?: string; key?: string };
 
 export interface OutboxEntry {
   /** Delivery order; also the file name. */
@@ -47,8 +51,8 @@ export interface OutboxOptions {
   transport: OutboxTransport;
   /** The agent id results are posted under; undefined until registered (results then wait). */
   agentId: () => string | undefined;
-  /** Awaited before an entry is sent: the reporter uses it to send a job's log lines first. */
-  beforeSend?: (entry: OutboxEntry) => Promise<void>;
+  /** Awaited before an entry is sent: the reporter uses it to send a job's log lines first. Must end when `signal` aborts (the outbox stops). */
+  beforeSend?: (entry: OutboxEntry, signal: AbortSignal) => Promise<void>;
   backoff?: BackoffPolicy;
   /** While the disk refuses writes, how often the outbox tries again (default 5 s). */
   diskRetryMs?: number;
@@ -88,6 +92,8 @@ export class Outbox {
   private agentWaitWarned = false;
   private emptyWaiters: (() => void)[] = [];
   private diskTimer: NodeJS.Timeout | undefined;
+  /** Keys of messages that must not be sent yet (their job is not marked done in the journal). */
+  private readonly held = new Set<string>();
 
   private constructor(options: OutboxOptions) {
     this.opts = options;
@@ -139,6 +145,26 @@ export class Outbox {
     // One failed step must not stop the ones after it.
     this.writing = write.catch((err: unknown) => this.logger.error(`outbox: cannot queue a ${message.kind} for test ${message.testId}: ${errorText(err)}`));
     return write;
+  }
+
+  /**
+   * Messages with these keys wait, even at the head of the line (delivery
+   * keeps its order), until released. For the job journal: an outcome must
+   * not reach the server before the journal says it was handed over, or a
+   * crash in between would have it reported twice.
+   */
+  hold(keys: readonly string[]): void {
+    for (const key of keys) this.held.add(key);
+  }
+
+  release(keys: readonly string[]): void {
+    for (const key of keys) this.held.delete(key);
+    this.kick();
+  }
+
+  /** Whether a message with this key waits to be delivered. */
+  hasPending(key: string): boolean {
+    return this.entries.some((e) => e.message.key === key);
   }
 
   /** Starts delivering in the background. */
@@ -197,8 +223,8 @@ export class Outbox {
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       const entry = this.entries[0];
-      if (entry === undefined) {
-        for (const done of this.emptyWaiters.splice(0)) done();
+      if (entry === undefined || (entry.message.key !== undefined && this.held.has(entry.message.key))) {
+        if (entry === undefined) for (const done of this.emptyWaiters.splice(0)) done();
         await new Promise<void>((resolve) => {
           this.wake = resolve;
         });
@@ -220,7 +246,7 @@ export class Outbox {
   private async attempt(entry: HeldEntry, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
     const { message } = entry;
     try {
-      await this.opts.beforeSend?.(entry);
+      await this.opts.beforeSend?.(entry, signal);
       if (message.kind === "status") {
         await this.opts.transport.postStatus(message.testId, message.update, { retries: 0, signal });
       } else {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { isSafeId, ServerError, silentLogger, type BackoffPolicy, type Logger, type ResultReport, type StatusUpdate } from "@kitt/protocol";
 
 import { errorText } from "./job.js";
-import type { Reporter } from "./job-types.js";
+import type { Reporter, ReportRef } from "./job-types.js";
 import { LogShipper, type LogTransport } from "./log-shipper.js";
 import { Outbox, type OutboxEntry, type OutboxState, type OutboxTransport } from "./outbox.js";
 import { ensureRealDir, isNotRegular } from "./state-files.js";
@@ -29,6 +29,12 @@ export interface ServerReporterOptions {
   logDrainTimeoutMs?: number;
   /** While the disk refuses outbox writes or spool appends, how often they are tried again (default 5 s). */
   diskRetryMs?: number;
+  /**
+   * Open without delivering status updates and results yet: the caller
+   * (JobRunner.recoverInterrupted) calls startDelivery() once crash recovery
+   * has looked at what waits. Default: deliver at once.
+   */
+  deferDelivery?: boolean;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
 }
@@ -64,7 +70,7 @@ export class ServerReporter implements Reporter {
       dir: join(opts.stateDir, "outbox"),
       transport: opts.transport,
       agentId: opts.agentId,
-      beforeSend: (entry) => holder.reporter?.beforeSend(entry) ?? Promise.resolve(),
+      beforeSend: (entry, signal) => holder.reporter?.beforeSend(entry, signal) ?? Promise.resolve(),
       backoff: opts.backoff,
       diskRetryMs: opts.diskRetryMs,
       logger: opts.logger,
@@ -75,27 +81,51 @@ export class ServerReporter implements Reporter {
     holder.reporter = reporter;
     await ensureRealDir(reporter.spoolDir);
     await reporter.recoverSpools();
-    outbox.start();
+    if (opts.deferDelivery !== true) outbox.start();
     return reporter;
   }
 
-  status(testId: string, update: StatusUpdate): Promise<void> {
-    const done = this.outbox.add({ kind: "status", testId, update });
-    if (update.status !== "running") this.closeShipper(testId);
+  /** Starts delivering status updates and results (after crash recovery, with `deferDelivery`). */
+  startDelivery(): void {
+    this.outbox.start();
+  }
+
+  /**
+   * A status update. A terminal one closes the log stream of `ref.job` (the
+   * job's command id), else of the test: a report about another command of
+   * the same test never cuts a running job's stream.
+   */
+  status(testId: string, update: StatusUpdate, ref: ReportRef = {}): Promise<void> {
+    const done = this.outbox.add({ kind: "status", testId, update, ...refFields(ref) });
+    if (update.status !== "running") this.closeShipper(streamKey(testId, ref.job));
     return done;
   }
 
-  result(testId: string, report: ResultReport): Promise<void> {
-    return this.outbox.add({ kind: "result", testId, report });
+  result(testId: string, report: ResultReport, ref: ReportRef = {}): Promise<void> {
+    return this.outbox.add({ kind: "result", testId, report, ...refFields(ref) });
   }
 
-  log(testId: string, line: string): void {
-    let shipper = this.shippers.get(testId);
+  hold(keys: readonly string[]): void {
+    this.outbox.hold(keys);
+  }
+
+  release(keys: readonly string[]): void {
+    this.outbox.release(keys);
+  }
+
+  hasPending(key: string): boolean {
+    return this.outbox.hasPending(key);
+  }
+
+  /** A log line of `job` (its command id; each job has its own ordered stream), else of the test. */
+  log(testId: string, line: string, job?: string): void {
+    const key = streamKey(testId, job);
+    let shipper = this.shippers.get(key);
     if (shipper === undefined) {
-      // The id names the spool file: the runner only logs for validated ids, but check.
-      if (!isSafeId(testId)) return;
-      shipper = this.makeShipper(testId);
-      this.shippers.set(testId, shipper);
+      // The ids name the spool file: the runner only logs for validated ids, but check.
+      if (!isSafeId(testId) || (job !== undefined && !isSafeId(job))) return;
+      shipper = this.makeShipper(testId, key);
+      this.shippers.set(key, shipper);
     }
     shipper.push(line);
   }
@@ -139,10 +169,11 @@ export class ServerReporter implements Reporter {
     await this.outbox.stop();
   }
 
-  private makeShipper(testId: string, resume?: { lines: string[]; deliveredRecords: number }): LogShipper {
+  private makeShipper(testId: string, spoolName: string, resume?: { lines: string[]; deliveredRecords: number }): LogShipper {
     return new LogShipper(
       {
         testId,
+        spoolName,
         transport: this.opts.transport,
         spoolDir: this.spoolDir,
         maxBatchBytes: this.opts.maxBatchBytes,
@@ -162,21 +193,28 @@ export class ServerReporter implements Reporter {
     );
   }
 
-  private closeShipper(testId: string): void {
-    const shipper = this.shippers.get(testId);
+  private closeShipper(key: string): void {
+    const shipper = this.shippers.get(key);
     if (shipper === undefined) return;
     void shipper.close().then(() => {
-      if (this.shippers.get(testId) === shipper) this.shippers.delete(testId);
+      if (this.shippers.get(key) === shipper) this.shippers.delete(key);
     });
   }
 
-  private async beforeSend(entry: OutboxEntry): Promise<void> {
+  /** A job's result and final status wait (bounded, and never past stop()) for its log lines. */
+  private async beforeSend(entry: OutboxEntry, signal: AbortSignal): Promise<void> {
     const { message } = entry;
     const terminal = message.kind === "result" || message.update.status !== "running";
-    const shipper = terminal ? this.shippers.get(message.testId) : undefined;
-    if (shipper === undefined) return;
-    const ok = await shipper.drained(this.opts.logDrainTimeoutMs ?? 600_000);
-    if (!ok) this.logger.warn(`test ${message.testId}: sending its ${message.kind} before all its log lines (${shipper.pending} still waiting)`);
+    const shipper = terminal ? this.shippers.get(streamKey(message.testId, message.job)) : undefined;
+    if (shipper === undefined || signal.aborted) return;
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<boolean>((resolve) => {
+      onAbort = () => resolve(false);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    const ok = await Promise.race([shipper.drained(this.opts.logDrainTimeoutMs ?? 600_000), stopped]);
+    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
+    if (!ok && !signal.aborted) this.logger.warn(`test ${message.testId}: sending its ${message.kind} before all its log lines (${shipper.pending} still waiting)`);
   }
 
   private onGiveUp(testId: string, err: unknown): void {
@@ -195,14 +233,16 @@ export class ServerReporter implements Reporter {
   private async recoverSpools(): Promise<void> {
     for (const name of await readdir(this.spoolDir)) {
       if (!name.endsWith(".log")) continue;
-      const testId = name.slice(0, -".log".length);
-      if (!isSafeId(testId)) continue;
+      // `<test id>.<command id>.log`, or `<test id>.log` from an earlier version.
+      const key = name.slice(0, -".log".length);
+      const [testId = "", job] = key.split(".");
+      if (!isSafeId(testId) || (job !== undefined && !isSafeId(job)) || key.split(".").length > 2) continue;
       try {
-        const resume = await LogShipper.readSpool(this.spoolDir, testId);
+        const resume = await LogShipper.readSpool(this.spoolDir, key);
         this.logger.info(`resuming delivery of ${resume.lines.length} log line(s) of test ${testId}`);
-        const shipper = this.makeShipper(testId, resume);
-        this.shippers.set(testId, shipper);
-        this.closeShipper(testId);
+        const shipper = this.makeShipper(testId, key, resume);
+        this.shippers.set(key, shipper);
+        this.closeShipper(key);
       } catch (err) {
         if (isNotRegular(err)) {
           // A planted link is never followed (its target is not sent): the link goes.
@@ -214,4 +254,13 @@ export class ServerReporter implements Reporter {
       }
     }
   }
+}
+
+/** The shipper (and spool file) of a job: `<test id>.<command id>`, or the test's alone. */
+function streamKey(testId: string, job: string | undefined): string {
+  return job === undefined ? testId : `${testId}.${job}`;
+}
+
+function refFields(ref: ReportRef): { job?: string; key?: string } {
+  return { ...(ref.job !== undefined ? { job: ref.job } : {}), ...(ref.key !== undefined ? { key: ref.key } : {}) };
 }
