@@ -7,7 +7,7 @@ import { DEFAULT_KILL_GRACE_MS } from "./benchmark-process.js";
 import { checkCommand, type JobSpec } from "./command-validation.js";
 import { errorText, Job } from "./job.js";
 import { JobJournal, type JournalOutcome, type JournalRecord } from "./job-journal.js";
-import { killLeftoverGroup, readProcStat } from "./process-group.js";
+import { killJobProcesses, killLeftoverGroup, readProcStat } from "./process-group.js";
 import { stateDiskProblem } from "./state-files.js";
 import type { JobInfo, JobOutcome, ModelResolver, Reporter } from "./job-types.js";
 import { DEFAULT_RING_LINES } from "./log-stream.js";
@@ -147,9 +147,11 @@ export class JobRunner {
   private async recover(reason: string): Promise<string[]> {
     const leftovers = this.journal === undefined ? [] : await this.loadJournal();
     for (const rec of leftovers) {
-      if (rec.processGroup === undefined) continue;
-      const killed = await killLeftoverGroup(rec.processGroup.pgid, rec.processGroup.startTicks).catch(() => 0);
-      if (killed > 0) this.logger.warn(`job ${rec.commandId}: killed ${killed} benchmark process(es) left running by the previous agent (process group ${rec.processGroup.pgid})`);
+      let killed = 0;
+      if (rec.processGroup !== undefined) killed += await killLeftoverGroup(rec.processGroup.pgid, rec.processGroup.startTicks).catch(() => 0);
+      // Also what the journal had no time to record: every process marked with the job's id.
+      if (rec.hasCommandId) killed += await killJobProcesses(rec.commandId).catch(() => 0);
+      if (killed > 0) this.logger.warn(`job ${rec.commandId}: killed ${killed} benchmark process(es) left running by the previous agent`);
     }
     // Only now: no benchmark of an earlier run writes there any more.
     await rm(join(this.opts.workDir, "runs"), { recursive: true, force: true });

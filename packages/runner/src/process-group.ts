@@ -80,3 +80,47 @@ export async function killLeftoverGroup(pgid: number, startTicks: number, option
   }
   return members.length;
 }
+
+/** The variable every host benchmark gets (its job's command id), inherited by what it starts. */
+export const JOB_ENV = "KITT_AGENT_JOB";
+
+/**
+ * Processes whose environment says they belong to job `commandId` (see
+ * JOB_ENV): found even when the agent died before it could journal the
+ * benchmark's process group. Only processes of this user can be read.
+ */
+export async function jobProcesses(commandId: string, procRoot = "/proc"): Promise<ProcStat[]> {
+  const marker = Buffer.from(`${JOB_ENV}=${commandId}\0`);
+  const out: ProcStat[] = [];
+  for (const name of await readdir(procRoot).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = await readFile(`${procRoot}/${name}/environ`);
+    } catch {
+      continue; // gone, or not ours
+    }
+    if (!environ.subarray(0, marker.length).equals(marker) && !environ.includes(Buffer.concat([Buffer.from([0]), marker]))) continue;
+    const st = await readProcStat(Number(name), procRoot);
+    if (st !== undefined && st.state !== "Z" && st.state !== "X") out.push(st);
+  }
+  return out;
+}
+
+/** SIGKILLs every process of job `commandId` (by JOB_ENV) and waits (bounded) until they are gone; returns how many. */
+export async function killJobProcesses(commandId: string, options: { waitMs?: number; procRoot?: string } = {}): Promise<number> {
+  const procRoot = options.procRoot ?? "/proc";
+  const found = await jobProcesses(commandId, procRoot);
+  for (const p of found) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  const deadline = Date.now() + (options.waitMs ?? 5_000);
+  while (found.length > 0 && Date.now() < deadline && (await jobProcesses(commandId, procRoot)).length > 0) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return found.length;
+}

@@ -7,6 +7,7 @@ import { describeExit, ProcessStartError } from "./benchmark-process.js";
 import type { RunTestSpec } from "./command-validation.js";
 import type { Execution, Executor } from "./executor.js";
 import type { PlanExecution } from "./execution-planner.js";
+import { JOB_ENV } from "./process-group.js";
 import { errorText, type Job } from "./job.js";
 import type { JobOutcome, ModelResolver, StagedModel } from "./job-types.js";
 import { readMetricsFile } from "./metrics-file.js";
@@ -93,7 +94,8 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
       commandId: spec.commandId,
       testId: spec.testId,
       args,
-      env: benchmarkEnv(ctx.env),
+      // The job's mark: after an agent crash, recovery finds what the benchmark left by it.
+      env: { ...benchmarkEnv(ctx.env), [JOB_ENV]: spec.commandId },
       outputDir,
       modelPath: localPath,
       onLine: (line) => job.log(line),
