@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import { resolveApiLimits, openFileLimit } from "./api-server.js";
 import { AGENT, MODEL, TOKEN, closeWorld, makeWorld, type World } from "./test-agent.js";
-import { killProcessTree, spawnAgent } from "./test-spawn.js";
+import { agentReady, killProcessTree, spawnAgent } from "./test-spawn.js";
 
 const tempDir = useTempDir(afterEach);
 const worlds: World[] = [];
@@ -59,15 +59,7 @@ async function spawnWorld(limits: Record<string, number>) {
   await writeFile(configPath, JSON.stringify(w.config));
   const child = spawnAgent(configPath, { apiLimits: limits });
   pids.push(child.pid!);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /READY (\S+)/.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`agent exited ${code}`)));
-  });
+  const url = await agentReady(child);
   return { w, child, url, port: Number(new URL(url).port) };
 }
 

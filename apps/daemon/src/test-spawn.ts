@@ -35,3 +35,16 @@ export function killProcessTree(pid: number): void {
     // already gone
   }
 }
+
+/** The local API's URL once the spawned agent printed READY; rejects if it exits first. */
+export function agentReady(child: ChildProcessByStdio<null, Readable, Readable>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`agent exited with ${code} before it was ready`)));
+  });
+}

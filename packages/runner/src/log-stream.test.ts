@@ -54,7 +54,7 @@ describe("LogStream", () => {
     expect(await drain(stream.subscribe({ liveOnly: true }))).toEqual([{ type: "end", info: "bye" }]);
   });
 
-  it("a slow subscriber loses lines, is told how many, and does not hold back a fast one", async () => {
+  it("a slow subscriber skips to the newest lines, is told how many it lost, and does not hold back a fast one", async () => {
     const stream = new LogStream(1000);
     const slow = stream.subscribe({ maxQueue: 10 });
     const fast = stream.subscribe({ maxQueue: 10 });
@@ -73,7 +73,7 @@ describe("LogStream", () => {
     expect(fast.dropped).toBe(0);
 
     const slowEvents = await drain(slow);
-    expect(lines(slowEvents)).toEqual([...Array.from({ length: 10 }, (_, i) => `l${i + 1}`), "<dropped 90>"]);
+    expect(lines(slowEvents)).toEqual(["<dropped 90>", ...Array.from({ length: 10 }, (_, i) => `l${i + 91}`)]);
     expect(slow.dropped).toBe(90);
     expect(slowEvents.at(-1)?.type).toBe("end");
   });
@@ -81,12 +81,37 @@ describe("LogStream", () => {
   it("reports a gap where it happened when the reader catches up mid-stream", async () => {
     const stream = new LogStream(100);
     const sub = stream.subscribe({ maxQueue: 2 });
-    for (const l of ["a", "b", "c", "d"]) stream.append(l);
+    stream.append("a");
     expect(await sub.next()).toMatchObject({ line: "a" });
-    expect(await sub.next()).toMatchObject({ line: "b" });
-    stream.append("e");
+    for (const l of ["b", "c", "d", "e"]) stream.append(l);
     stream.end(0);
-    expect(lines(await drain(sub))).toEqual(["<dropped 2>", "e"]);
+    expect(lines(await drain(sub))).toEqual(["<dropped 2>", "d", "e"]);
+  });
+
+  it("a parked reader is woken once for everything appended meanwhile and takes it in one batch", async () => {
+    const stream = new LogStream<string>(5000);
+    const readers = Array.from({ length: 500 }, () => stream.subscribe({ maxQueue: 5000 }));
+    const batches = readers.map((r) => r.nextBatch());
+    // The producer appends without a turn of the event loop: no reader runs in between.
+    for (let i = 1; i <= 2000; i++) stream.append(`l${i}`);
+    stream.end("done");
+    for (const batch of await Promise.all(batches)) {
+      expect(batch).toHaveLength(2001);
+      expect(batch[0]).toEqual({ type: "line", seq: 1, line: "l1" });
+      expect(batch.at(-1)).toEqual({ type: "end", info: "done" });
+    }
+    expect(await readers[0]?.nextBatch()).toEqual([]);
+    expect(stream.subscriberCount).toBe(0);
+  });
+
+  it("readers that never read hold no lines of their own: each finds the newest ones when it does", async () => {
+    const stream = new LogStream<null>(100);
+    const idle = Array.from({ length: 1000 }, () => stream.subscribe({ maxQueue: 5 }));
+    for (let i = 1; i <= 10_000; i++) stream.append(`l${i}`);
+    stream.end(null);
+    for (const sub of [idle[0], idle[999]]) {
+      expect(lines(await drain(sub!))).toEqual(["<dropped 9995>", "l9996", "l9997", "l9998", "l9999", "l10000"]);
+    }
   });
 
   it("close() ends a pending next() and detaches the subscriber", async () => {

@@ -2,7 +2,7 @@
 export const DEFAULT_RING_LINES = 1000;
 /** The ring also stops at this many characters: 1,000 lines cut at 64 Ki each would be 64 MiB a job. */
 export const DEFAULT_RING_CHARS = 4 * 1024 * 1024;
-/** Events a subscriber may fall behind by before it starts losing lines. */
+/** Lines a subscriber may fall behind by before it skips ahead (and is told how many it lost). */
 export const DEFAULT_SUBSCRIBER_QUEUE = 1000;
 
 export interface LogEntry {
@@ -11,8 +11,15 @@ export interface LogEntry {
   line: string;
 }
 
+/** A line as readers receive it: one object per line, shared by every reader. */
+export interface LineEvent {
+  type: "line";
+  seq: number;
+  line: string;
+}
+
 export type LogEvent<E = unknown> =
-  | { type: "line"; seq: number; line: string }
+  | LineEvent
   /** `count` lines were lost between the previous event and the next one. */
   | { type: "dropped"; count: number }
   | { type: "end"; info: E };
@@ -22,29 +29,35 @@ export interface SubscribeOptions {
   afterSeq?: number;
   /** Skip the buffer: live lines only. */
   liveOnly?: boolean;
-  /** Bound of this subscriber's queue (default 1000 events). */
+  /** How far (in lines) this subscriber may fall behind before it skips to the newest lines (default 1000). */
   maxQueue?: number;
 }
 
 /**
- * One job's log: a ring buffer of the last lines for late subscribers and a
- * live fan-out to any number of subscribers. Appending never waits for
- * anybody: each subscriber has its own bounded queue, and one that does not
- * keep up loses lines (it receives a `dropped` event saying how many, where
- * they were lost) instead of slowing the benchmark or the other readers.
+ * One job's log: a ring buffer of the last lines, read by any number of
+ * subscribers. Appending never waits for anybody and costs the same with
+ * 500 readers as with none: readers are not pushed to; each keeps its own
+ * position (a seq) and pulls what is new from the ring when it is ready,
+ * in batches. A reader that falls behind by more than its `maxQueue` (or
+ * past the ring) skips to the newest lines and receives a `dropped` event
+ * saying how many it lost, where they were lost.
  */
 export class LogStream<E = unknown> {
-  private readonly ring: (LogEntry | undefined)[];
+  private readonly ring: (LineEvent | undefined)[];
   private ringStart = 0;
   private ringCount = 0;
   private ringChars = 0;
   private readonly maxRingChars: number;
   private seq = 0;
   private readonly subs = new Set<LogSubscription<E>>();
+  /** Readers parked until something new arrives; woken once, then they pull. */
+  private waiters: (() => void)[] = [];
+  /** Readers parked until a given seq is appended (a backlog of n lines): one map lookup per line. */
+  private readonly dueAt = new Map<number, (() => void)[]>();
   private endInfo: { info: E } | undefined;
 
   constructor(ringLines: number = DEFAULT_RING_LINES, ringChars: number = DEFAULT_RING_CHARS) {
-    this.ring = new Array<LogEntry | undefined>(Math.max(1, ringLines));
+    this.ring = new Array<LineEvent | undefined>(Math.max(1, ringLines));
     this.maxRingChars = ringChars;
   }
 
@@ -57,21 +70,38 @@ export class LogStream<E = unknown> {
     return this.endInfo !== undefined;
   }
 
+  /** @internal The end info once ended. */
+  get endState(): { info: E } | undefined {
+    return this.endInfo;
+  }
+
   get subscriberCount(): number {
     return this.subs.size;
   }
 
+  /** Seq of the oldest buffered line (lastSeq + 1 when the ring is empty). */
+  get firstSeq(): number {
+    return this.ring[this.ringStart]?.seq ?? this.seq + 1;
+  }
+
   append(line: string): LogEntry {
     if (this.endInfo !== undefined) throw new Error("log stream already ended");
-    const entry: LogEntry = { seq: ++this.seq, line };
+    const event: LineEvent = { type: "line", seq: ++this.seq, line };
     const cap = this.ring.length;
     if (this.ringCount === cap) this.dropOldest();
-    this.ring[(this.ringStart + this.ringCount) % cap] = entry;
+    this.ring[(this.ringStart + this.ringCount) % cap] = event;
     this.ringCount++;
     this.ringChars += line.length;
     while (this.ringChars > this.maxRingChars && this.ringCount > 1) this.dropOldest();
-    for (const sub of this.subs) sub.offer(entry);
-    return entry;
+    if (this.waiters.length > 0) this.wakeAll();
+    if (this.dueAt.size > 0) {
+      const due = this.dueAt.get(event.seq);
+      if (due !== undefined) {
+        this.dueAt.delete(event.seq);
+        for (const wake of due) wake();
+      }
+    }
+    return { seq: event.seq, line };
   }
 
   private dropOldest(): void {
@@ -82,56 +112,105 @@ export class LogStream<E = unknown> {
     this.ringCount--;
   }
 
-  /** Marks the end; subscribers get an `end` event after their queued lines. */
+  private wakeAll(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private wakeAllDue(): void {
+    const due = [...this.dueAt.values()].flat();
+    this.dueAt.clear();
+    for (const wake of due) wake();
+  }
+
+  /** Marks the end; subscribers get an `end` event after the lines they have yet to read. */
   end(info: E): void {
     if (this.endInfo !== undefined) return;
     this.endInfo = { info };
-    for (const sub of this.subs) sub.finish(info);
+    this.wakeAll();
+    this.wakeAllDue();
   }
 
   /** The buffered lines with a seq greater than `afterSeq`, oldest first. */
   buffered(afterSeq = 0): LogEntry[] {
-    const out: LogEntry[] = [];
-    for (let i = 0; i < this.ringCount; i++) {
-      const entry = this.ring[(this.ringStart + i) % this.ring.length];
-      if (entry !== undefined && entry.seq > afterSeq) out.push(entry);
+    return this.range(afterSeq + 1, Infinity).map(({ seq, line }) => ({ seq, line }));
+  }
+
+  /** @internal Buffered lines with fromSeq <= seq, at most `max` of them. */
+  range(fromSeq: number, max: number): LineEvent[] {
+    const first = this.firstSeq;
+    const from = Math.max(fromSeq, first);
+    const count = Math.min(max, this.seq - from + 1);
+    const out: LineEvent[] = [];
+    for (let i = 0; i < count; i++) {
+      const entry = this.ring[(this.ringStart + (from - first) + i) % this.ring.length];
+      if (entry !== undefined) out.push(entry);
     }
     return out;
   }
 
-  subscribe(options: SubscribeOptions = {}): LogSubscription<E> {
-    const sub = new LogSubscription<E>(Math.max(1, options.maxQueue ?? DEFAULT_SUBSCRIBER_QUEUE), () => this.subs.delete(sub));
-    if (options.liveOnly !== true) {
-      const after = Math.max(0, options.afterSeq ?? 0);
-      const replay = this.buffered(after);
-      // Lines older than the ring (or than the queue can hold) are reported as lost.
-      const firstKept = replay.length > sub.maxQueue ? replay.length - sub.maxQueue : 0;
-      const oldestSeq = replay[0]?.seq ?? this.seq + 1;
-      const lost = Math.max(0, oldestSeq - after - 1) + firstKept;
-      if (lost > 0) sub.noteDropped(lost);
-      for (const entry of replay.slice(firstKept)) sub.offer(entry);
+  /** @internal Parks a reader until the next line or the end. */
+  park(wake: () => void): void {
+    this.waiters.push(wake);
+  }
+
+  /** @internal */
+  unpark(wake: () => void): void {
+    const i = this.waiters.indexOf(wake);
+    if (i !== -1) this.waiters.splice(i, 1);
+  }
+
+  /** @internal Parks a reader until line `seq` is appended or the stream ends; at once if that already happened. */
+  parkUntil(seq: number, wake: () => void): void {
+    if (this.seq >= seq || this.endInfo !== undefined) {
+      wake();
+      return;
     }
-    if (this.endInfo !== undefined) sub.finish(this.endInfo.info);
-    else this.subs.add(sub);
+    const list = this.dueAt.get(seq);
+    if (list === undefined) this.dueAt.set(seq, [wake]);
+    else list.push(wake);
+  }
+
+  /** @internal */
+  unparkUntil(seq: number, wake: () => void): void {
+    const list = this.dueAt.get(seq);
+    const i = list?.indexOf(wake) ?? -1;
+    if (list === undefined || i === -1) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.dueAt.delete(seq);
+  }
+
+  /** @internal */
+  detach(sub: LogSubscription<E>): void {
+    this.subs.delete(sub);
+  }
+
+  subscribe(options: SubscribeOptions = {}): LogSubscription<E> {
+    const from = options.liveOnly === true ? this.seq + 1 : Math.max(0, options.afterSeq ?? 0) + 1;
+    const sub = new LogSubscription<E>(this, from, Math.max(1, options.maxQueue ?? DEFAULT_SUBSCRIBER_QUEUE));
+    this.subs.add(sub);
     return sub;
   }
 }
 
-/** One reader of a LogStream: `for await (const event of sub)`, or `next()`. */
+/** One reader of a LogStream: `for await (const event of sub)`, `next()` or `nextBatch()`. */
 export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> {
   readonly maxQueue: number;
-  private readonly queue: LogEvent<E>[] = [];
-  private lines = 0;
-  private pendingDropped = 0;
+  private readonly stream: LogStream<E>;
+  /** The seq this reader wants next. */
+  private cursor: number;
   private totalDropped = 0;
-  private finished = false;
+  private endSent = false;
   private closed = false;
-  private waiter: ((event: LogEvent<E> | undefined) => void) | undefined;
-  private readonly detach: () => void;
+  private pending: (() => void) | undefined;
+  /** Events taken from the stream that next() has not handed out yet (at most a dropped, a line, the end). */
+  private ready: LogEvent<E>[] = [];
 
-  constructor(maxQueue: number, detach: () => void) {
+  constructor(stream: LogStream<E>, cursor: number, maxQueue: number) {
+    this.stream = stream;
+    this.cursor = cursor;
     this.maxQueue = maxQueue;
-    this.detach = detach;
   }
 
   /** Lines this subscriber has lost so far. */
@@ -140,21 +219,64 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
   }
 
   /** The next event, waiting for one if needed; undefined once the end was read or after close(). */
-  next(): Promise<LogEvent<E> | undefined> {
-    const event = this.take();
-    if (event !== undefined || this.closed || this.finishedAndEmpty()) return Promise.resolve(event);
-    return new Promise((resolve) => {
-      this.waiter = resolve;
+  async next(): Promise<LogEvent<E> | undefined> {
+    if (this.ready.length === 0) this.ready = await this.nextBatch(1);
+    return this.ready.shift();
+  }
+
+  /**
+   * Every event available now (at most `max` lines, plus a `dropped` before
+   * them and the `end` after them), waiting for at least one if there is
+   * none; an empty array once the end was read or after close().
+   */
+  async nextBatch(max = Infinity): Promise<LogEvent<E>[]> {
+    if (this.ready.length > 0 && !this.closed) return this.ready.splice(0);
+    for (;;) {
+      if (this.closed || this.endSent) return [];
+      const batch = this.take(max);
+      if (batch.length > 0) return batch;
+      await new Promise<void>((resolve) => {
+        this.pending = resolve;
+        this.stream.park(resolve);
+      });
+      this.pending = undefined;
+    }
+  }
+
+  /**
+   * Waits until `lines` unread lines are there, the stream ends, this
+   * subscription closes, or `maxWaitMs` passes, whichever comes first: lets
+   * a reader of a quiet job send lines in batches without falling behind a
+   * chatty one. Costs the producer nothing per line until the backlog is reached.
+   */
+  async settle(lines: number, maxWaitMs: number): Promise<void> {
+    if (this.closed || this.endSent) return;
+    const target = this.cursor + Math.max(1, lines) - 1;
+    let wake!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      this.pending = resolve;
+      timer = setTimeout(resolve, maxWaitMs);
+      timer.unref();
+      this.stream.parkUntil(target, resolve);
     });
+    clearTimeout(timer);
+    this.stream.unparkUntil(target, wake);
+    this.pending = undefined;
   }
 
   /** Stops receiving; a pending next() resolves undefined. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.length = 0;
-    this.detach();
-    this.wake(undefined);
+    this.ready = [];
+    this.stream.detach(this);
+    const pending = this.pending;
+    if (pending !== undefined) {
+      this.stream.unpark(pending);
+      pending();
+    }
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<LogEvent<E>> {
@@ -170,69 +292,25 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
     }
   }
 
-  /** @internal Called by the stream for every new line. */
-  offer(entry: LogEntry): void {
-    if (this.closed || this.finished) return;
-    if (this.waiter !== undefined && this.queue.length === 0 && this.pendingDropped === 0) {
-      this.wake({ type: "line", seq: entry.seq, line: entry.line });
-      return;
+  private take(max: number): LogEvent<E>[] {
+    const out: LogEvent<E>[] = [];
+    const last = this.stream.lastSeq;
+    // Behind the ring, or further behind than this reader may be: skip to what is kept.
+    const keepFrom = Math.max(this.stream.firstSeq, last - this.maxQueue + 1);
+    if (this.cursor < keepFrom) {
+      const lost = keepFrom - this.cursor;
+      this.totalDropped += lost;
+      this.cursor = keepFrom;
+      out.push({ type: "dropped", count: lost });
     }
-    if (this.lines >= this.maxQueue) {
-      this.noteDropped(1);
-      return;
+    for (const event of this.stream.range(this.cursor, max)) out.push(event);
+    this.cursor += out.length - (out[0]?.type === "dropped" ? 1 : 0);
+    const end = this.stream.endState;
+    if (end !== undefined && this.cursor > last) {
+      out.push({ type: "end", info: end.info });
+      this.endSent = true;
+      this.stream.detach(this);
     }
-    this.flushDropped();
-    this.queue.push({ type: "line", seq: entry.seq, line: entry.line });
-    this.lines++;
-    this.wakeWithQueued();
-  }
-
-  /** @internal */
-  noteDropped(count: number): void {
-    this.pendingDropped += count;
-    this.totalDropped += count;
-  }
-
-  /** @internal */
-  finish(info: E): void {
-    if (this.closed || this.finished) return;
-    this.flushDropped();
-    this.queue.push({ type: "end", info });
-    this.finished = true;
-    this.detach();
-    this.wakeWithQueued();
-  }
-
-  private flushDropped(): void {
-    if (this.pendingDropped === 0) return;
-    this.queue.push({ type: "dropped", count: this.pendingDropped });
-    this.pendingDropped = 0;
-  }
-
-  private take(): LogEvent<E> | undefined {
-    const event = this.queue.shift();
-    if (event?.type === "line") this.lines--;
-    if (event === undefined && this.pendingDropped > 0) {
-      const dropped: LogEvent<E> = { type: "dropped", count: this.pendingDropped };
-      this.pendingDropped = 0;
-      return dropped;
-    }
-    return event;
-  }
-
-  private finishedAndEmpty(): boolean {
-    return this.finished && this.queue.length === 0;
-  }
-
-  private wakeWithQueued(): void {
-    if (this.waiter === undefined) return;
-    this.wake(this.take());
-  }
-
-  private wake(event: LogEvent<E> | undefined): void {
-    const waiter = this.waiter;
-    if (waiter === undefined) return;
-    this.waiter = undefined;
-    waiter(event);
+    return out;
   }
 }

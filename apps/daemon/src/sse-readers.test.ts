@@ -1,0 +1,135 @@
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { type ClientRequest, request } from "node:http";
+import { join } from "node:path";
+
+import { useTempDir } from "@kitt/testkit";
+import { afterEach, expect, it } from "vitest";
+
+import { MODEL, TOKEN, closeWorld, makeWorld, type World } from "./test-agent.js";
+import { agentReady, killProcessTree, spawnAgent } from "./test-spawn.js";
+
+const tempDir = useTempDir(afterEach);
+const worlds: World[] = [];
+const pids: number[] = [];
+const requests: ClientRequest[] = [];
+afterEach(async () => {
+  for (const r of requests.splice(0)) r.destroy();
+  for (const pid of pids.splice(0)) killProcessTree(pid);
+  await Promise.all(worlds.splice(0).map(closeWorld));
+});
+
+const LINES = 20_000;
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+/**
+ * A benchmark that waits for `go`, prints LINES lines one write each (as a
+ * chatty benchmark does), then how long that took it: its stdout blocks
+ * whenever the agent falls behind reading it, so this is the job's own slowdown.
+ */
+async function writeFloodBenchmark(dir: string): Promise<{ path: string; go: string }> {
+  await mkdir(join(dir, "flood-bin"), { recursive: true });
+  const path = join(dir, "flood-bin", "flood");
+  const go = join(dir, "go");
+  await writeFile(
+    path,
+    `#!/bin/sh
+out=
+while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out=$2; shift; done
+while [ ! -e '${go}' ]; do sleep 0.01; done
+start=$(date +%s%N)
+i=1
+while [ $i -le ${LINES} ]; do echo "line $i"; i=$((i + 1)); done
+end=$(date +%s%N)
+echo "child_ms $(( (end - start) / 1000000 ))"
+mkdir -p "$out" && echo '{"ok":1}' > "$out/metrics.json"
+`,
+  );
+  await chmod(path, 0o755);
+  return { path, go };
+}
+
+/** One SSE reader; `full` readers parse every event, the others only count bytes (cheap for the test process). */
+interface Seen {
+  lines: string[];
+  dropped: number;
+}
+
+function reader(url: string, commandId: string, full: boolean): Promise<{ opened: Promise<void>; lines: Promise<Seen> }> {
+  return new Promise((resolveOuter, reject) => {
+    let resolveOpened!: () => void;
+    const opened = new Promise<void>((r) => (resolveOpened = r));
+    const lines = new Promise<Seen>((resolveLines) => {
+      const req = request(`${url}/api/logs/${commandId}`, { headers: auth }, (res) => {
+        if (res.statusCode !== 200) reject(new Error(`SSE answered ${res.statusCode}`));
+        resolveOpened();
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          if (full) text += c;
+        });
+        res.on("end", () => {
+          const seen: Seen = { lines: [], dropped: 0 };
+          for (const e of text.split("\n\n")) {
+            const data = () => JSON.parse(e.slice(e.indexOf("data: ") + 6)) as { line: string; count: number };
+            if (e.includes("event: log")) seen.lines.push(data().line);
+            else if (e.includes("event: dropped")) seen.dropped += data().count;
+          }
+          resolveLines(seen);
+        });
+      });
+      req.once("error", reject);
+      requests.push(req);
+      req.end();
+    });
+    resolveOuter({ opened, lines });
+  });
+}
+
+/** Runs the flood job with `extra` readers besides the one that checks every line; returns the child's own time. */
+async function floodJob(url: string, go: string, id: string, extra: number): Promise<number> {
+  await rm(go, { force: true });
+  const res = await fetch(`${url}/api/commands`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ command_id: id, test_id: `t-${id}`, type: "run_test", payload: { model_path: MODEL, engine_name: "vllm", suite_name: "quick" } }),
+  });
+  expect(res.status).toBe(202);
+  const checker = await reader(url, id, true);
+  const others = await Promise.all(Array.from({ length: extra }, () => reader(url, id, false)));
+  await Promise.all([checker.opened, ...others.map((o) => o.opened)]);
+  await writeFile(go, "");
+  const { lines, dropped } = await checker.lines;
+  await Promise.all(others.map((o) => o.lines));
+  // In order, and whatever a reader missed (a reader that falls behind skips ahead) it was told of.
+  const numbers = lines.filter((l) => l.startsWith("line ")).map((l) => Number(l.slice(5)));
+  expect(numbers.every((n, i) => i === 0 || n > (numbers[i - 1] ?? 0))).toBe(true);
+  expect(numbers.length + dropped).toBe(LINES);
+  // A lone reader keeps up with the flood (a stall of the loaded machine may still cost it a few lines).
+  if (extra === 0) expect(dropped).toBeLessThan(LINES / 10);
+  return Number(/^child_ms (\d+)$/.exec(lines.find((l) => l.startsWith("child_ms ")) ?? "")?.[1]);
+}
+
+it("200 SSE readers do not slow a 20,000-line job down: the producer never waits on readers", async () => {
+  const dir = await tempDir();
+  const { path, go } = await writeFloodBenchmark(dir);
+  const w = await makeWorld(dir, {}, { benchmark_command: path });
+  worlds.push(w);
+  const configPath = join(dir, "config.json");
+  await writeFile(configPath, JSON.stringify(w.config));
+  const child = spawnAgent(configPath);
+  pids.push(child.pid!);
+  const url = await agentReady(child);
+
+  // Alternate the two cases and keep each one's best: the machine is shared, the ratio is what counts.
+  const alone: number[] = [];
+  const crowded: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    alone.push(await floodJob(url, go, `alone-${round}`, 0));
+    crowded.push(await floodJob(url, go, `crowd-${round}`, 200));
+  }
+  const ratio = Math.min(...crowded) / Math.max(1, Math.min(...alone));
+  process.stdout.write(`child ms alone ${alone.join(", ")}; with 200 readers ${crowded.join(", ")}; ratio ${ratio.toFixed(2)}\n`);
+  expect(ratio).toBeLessThan(1.5);
+  process.kill(child.pid!, "SIGTERM");
+  await new Promise((r) => child.once("exit", r));
+}, 120_000);
