@@ -143,7 +143,8 @@ describe("JobRunner: jobs interrupted by a crash", () => {
     expect(results.filter((r) => r.accepted)).toHaveLength(17);
     expect(new Set(lines.filter((e) => e.t === "a").map((e) => e.c)).size).toBe(3000);
     expect(lines.filter((e) => e.t === "o")).toHaveLength(2983);
-    expect(runner.journalSyncs).toBeLessThan(20);
+    // One fsync per command would be 3,000 or more; group commit needs a handful (more under load).
+    expect(runner.journalSyncs).toBeLessThan(100);
     await until(() => reporter.results().length === 2983, "every refusal reported");
     await runner.shutdown();
   });

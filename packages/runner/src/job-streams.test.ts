@@ -81,6 +81,28 @@ describe("ServerReporter: job streams and holds", () => {
     await reporter.stop();
   });
 
+  it("what a previous run delivered just before it died is not sent again after the restart", async () => {
+    fixture = await startServer();
+    const f = fixture;
+    const testId = f.newTest();
+    const commandId = f.server.getTest(testId)?.command_id as string;
+    const stateDir = join(await tempDir(), "state");
+    const first = await ServerReporter.open({ stateDir, transport: f.client, agentId: () => f.agentId, backoff: fast, deferDelivery: true });
+    const report = { command_id: commandId, status: "completed" as const, container_id: "", error: "", result_data: { tps: 1 } };
+    await first.result(testId, report, { job: commandId, key: `${commandId}:result` });
+    await first.status(testId, { status: "completed" }, { job: commandId, key: `${commandId}:status` });
+    await first.stop();
+    // The dead run had delivered both: the server holds them, the outbox files were not yet removed.
+    await f.client.reportResult(f.agentId, report);
+    await f.client.postStatus(testId, { status: "completed" });
+
+    const second = await ServerReporter.open({ stateDir, transport: f.client, agentId: () => f.agentId, backoff: fast });
+    await until(() => second.outbox.pending === 0, "the resumed entries settled");
+    expect(f.server.results.filter((r) => r.body.command_id === commandId)).toHaveLength(1);
+    expect(f.server.statuses(testId)).toEqual(["completed"]);
+    await second.stop();
+  });
+
   it("stop() ends a final status's wait for log lines the server keeps refusing: no 10-minute hang", async () => {
     fixture = await startServer();
     const f = fixture;

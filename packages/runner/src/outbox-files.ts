@@ -18,6 +18,8 @@ const PROBE = ".tmp-probe";
 export type Stored = "memory" | "writing" | "disk" | "gone";
 export interface HeldEntry extends OutboxEntry {
   stored: Stored;
+  /** Loaded from disk at start: a previous run may have delivered it just before it died. */
+  resumed?: boolean;
 }
 
 function isMessage(value: unknown): value is OutboxMessage {
@@ -70,7 +72,7 @@ export class OutboxFiles {
       try {
         const message = JSON.parse(await readRegularFile(path, MAX_ENTRY_BYTES)) as unknown;
         if (!isMessage(message)) throw new Error("not an outbox message");
-        entries.push({ seq, message, stored: "disk" });
+        entries.push({ seq, message, stored: "disk", resumed: true });
       } catch (err) {
         if (isNotRegular(err)) {
           // Not ours: a link (never followed) or a FIFO someone planted. It goes, its target stays untouched.

@@ -19,6 +19,8 @@ import { OutboxFiles, type HeldEntry } from "./outbox-files.js";
 export interface OutboxTransport {
   postStatus(testId: string, update: StatusUpdate, opts?: CallOptions): Promise<void>;
   reportResult(agentId: string, report: ResultReport, opts?: CallOptions): Promise<void>;
+  /** The server's row of a test: asked before resending what a previous run may have delivered. */
+  getTest?(testId: string, opts?: CallOptions): Promise<{ status: string; result_id?: string | number | null }>;
 }
 
 /**
@@ -242,9 +244,39 @@ export class Outbox {
     }
   }
 
+  /**
+   * For a message a previous run left: does the server's row show it
+   * arrived (the run died between the server's answer and removing the
+   * file)? Delivery is in order, so a terminal status on the row also means
+   * the result before it arrived. Unknown (no such route, an error): false,
+   * the message is sent (at least once).
+   */
+  private async deliveredBefore(entry: HeldEntry, signal: AbortSignal): Promise<boolean> {
+    entry.resumed = false;
+    const getTest = this.opts.transport.getTest?.bind(this.opts.transport);
+    if (getTest === undefined) return false;
+    const { message } = entry;
+    let row: { status: string; result_id?: string | number | null };
+    try {
+      row = await getTest(message.testId, { retries: 0, signal });
+    } catch {
+      return false;
+    }
+    const ended = row.status === "completed" || row.status === "failed";
+    const hasResult = row.result_id !== null && row.result_id !== undefined && row.result_id !== "";
+    if (message.kind === "result") return ended || (message.report.result_data !== undefined && hasResult);
+    if (message.update.status === "running") return row.status === "running" || ended;
+    return row.status === message.update.status;
+  }
+
   /** One try: "done" (delivered or set aside), "retry" or "stopped". */
   private async attempt(entry: HeldEntry, signal: AbortSignal): Promise<"done" | "retry" | "stopped"> {
     const { message } = entry;
+    if (entry.resumed === true && (await this.deliveredBefore(entry, signal))) {
+      this.logger.info(`outbox: the ${message.kind} for test ${message.testId} reached the server before the restart; not sent again`);
+      await this.files.settle(entry, false);
+      return "done";
+    }
     try {
       await this.opts.beforeSend?.(entry, signal);
       if (message.kind === "status") {
