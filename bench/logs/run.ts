@@ -18,8 +18,12 @@ import { startFakeKittServer } from "@kitt/testkit";
 
 import { JobRunner, ServerReporter, type ModelResolver } from "@kitt/runner";
 
+import { benchReaders } from "./readers.ts";
+
 const LINES = Number(process.env.BENCH_LINES ?? 100_000);
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 10);
+const READERS = Number(process.env.BENCH_READERS ?? 0);
+const READER_LINES = Number(process.env.BENCH_READER_LINES ?? 20_000);
 
 const dir = await mkdtemp(join(tmpdir(), "kitt-bench-logs-"));
 const script = join(dir, "flood");
@@ -101,5 +105,7 @@ print(`count ${benchLines.length}/${LINES}, in order: ${inOrder}, total rows ${s
 await reporter.stop();
 client.close();
 await server.close();
+// 3. With BENCH_READERS: a job through a spawned daemon, with 1 SSE reader and with 1 + BENCH_READERS.
+if (READERS > 0) await benchReaders(join(dir, "readers"), READER_LINES, READERS);
 await rm(dir, { recursive: true, force: true });
 if (benchLines.length !== LINES || !inOrder) process.exitCode = 1;

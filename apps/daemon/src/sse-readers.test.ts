@@ -1,8 +1,8 @@
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { type ClientRequest, request } from "node:http";
 import { join } from "node:path";
 
-import { useTempDir } from "@kitt/testkit";
+import { useTempDir, writeFloodBenchmark } from "@kitt/testkit";
 import { afterEach, expect, it } from "vitest";
 
 import { MODEL, TOKEN, closeWorld, makeWorld, type World } from "./test-agent.js";
@@ -21,34 +21,6 @@ afterEach(async () => {
 const LINES = 20_000;
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-/**
- * A benchmark that waits for `go`, prints LINES lines one write each (as a
- * chatty benchmark does), then how long that took it: its stdout blocks
- * whenever the agent falls behind reading it, so this is the job's own slowdown.
- */
-async function writeFloodBenchmark(dir: string): Promise<{ path: string; go: string }> {
-  await mkdir(join(dir, "flood-bin"), { recursive: true });
-  const path = join(dir, "flood-bin", "flood");
-  const go = join(dir, "go");
-  await writeFile(
-    path,
-    `#!/bin/sh
-out=
-while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out=$2; shift; done
-while [ ! -e '${go}' ]; do sleep 0.01; done
-start=$(date +%s%N)
-i=1
-while [ $i -le ${LINES} ]; do echo "line $i"; i=$((i + 1)); done
-end=$(date +%s%N)
-echo "child_ms $(( (end - start) / 1000000 ))"
-mkdir -p "$out" && echo '{"ok":1}' > "$out/metrics.json"
-`,
-  );
-  await chmod(path, 0o755);
-  return { path, go };
-}
-
-/** One SSE reader; `full` readers parse every event, the others only count bytes (cheap for the test process). */
 interface Seen {
   lines: string[];
   dropped: number;
@@ -62,14 +34,14 @@ function reader(url: string, commandId: string, full: boolean): Promise<{ opened
       const req = request(`${url}/api/logs/${commandId}`, { headers: auth }, (res) => {
         if (res.statusCode !== 200) reject(new Error(`SSE answered ${res.statusCode}`));
         resolveOpened();
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => {
-          if (full) text += c;
+        // Only the checker decodes what it receives; the others just take it off the socket.
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => {
+          if (full) chunks.push(c);
         });
         res.on("end", () => {
           const seen: Seen = { lines: [], dropped: 0 };
-          for (const e of text.split("\n\n")) {
+          for (const e of Buffer.concat(chunks).toString("utf8").split("\n\n")) {
             const data = () => JSON.parse(e.slice(e.indexOf("data: ") + 6)) as { line: string; count: number };
             if (e.includes("event: log")) seen.lines.push(data().line);
             else if (e.includes("event: dropped")) seen.dropped += data().count;
@@ -111,7 +83,8 @@ async function floodJob(url: string, go: string, id: string, extra: number): Pro
 
 it("200 SSE readers do not slow a 20,000-line job down: the producer never waits on readers", async () => {
   const dir = await tempDir();
-  const { path, go } = await writeFloodBenchmark(dir);
+  // The job's stdout blocks whenever the agent falls behind reading it: its own run time is the slowdown.
+  const { path, go } = await writeFloodBenchmark(join(dir, "flood"), LINES);
   const w = await makeWorld(dir, {}, { benchmark_command: path });
   worlds.push(w);
   const configPath = join(dir, "config.json");

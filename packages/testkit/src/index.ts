@@ -25,6 +25,8 @@ export { canMountSmallDisk, mountSmallDisk } from "./small-disk.js";
 export type { SmallDisk } from "./small-disk.js";
 export type { TempDir } from "./temp-dir.js";
 export { writeFakeBenchmark, writeFakeModel } from "./fake-benchmark.js";
+export { writeFloodBenchmark } from "./flood-benchmark.js";
+export type { FloodBenchmark } from "./flood-benchmark.js";
 export type { FakeBenchmarkOptions, FakeModelOptions } from "./fake-benchmark.js";
 export {
   dockerAvailable,
