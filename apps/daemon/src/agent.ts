@@ -14,6 +14,7 @@ import { storageResolver, runnerJobsApi } from "./adapters.js";
 import { createApiApp } from "./api-app.js";
 import { type ApiLimits, createApiServer, resolveApiLimits } from "./api-server.js";
 import { agentMetrics } from "./agent-metrics.js";
+import { reportLostDispatches } from "./lost-dispatches.js";
 import { type AgentLogger, createAgentLogger } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
 import { checkStateDir } from "./state-dir.js";
@@ -357,6 +358,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       ...options.heartbeat,
     });
     refs.heartbeat = heartbeat;
+    // Before the first heartbeat: jobs the server dispatched to a run that died before recording them.
+    await reportLostDispatches({ client, agentName: config.name, runner, logger: logger.child({ component: "runner" }) });
     await heartbeat.start();
     cleanups.push(() => heartbeat.stop({ abort: true }));
 

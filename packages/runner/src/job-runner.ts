@@ -171,6 +171,30 @@ export class JobRunner {
     return reported;
   }
 
+  /**
+   * Whether a command id is known here: a job of this run, or one the
+   * journal remembers from an earlier one.
+   */
+  knows(commandId: string): boolean {
+    return this.jobs.has(commandId) || this.journal?.has(commandId) === true;
+  }
+
+  /**
+   * Reports a command the server dispatched to this agent but no run of it
+   * ever recorded (lost when an agent died between the server's answer and
+   * its journal): failed with `reason`, journaled and delivered like a
+   * refusal, once. False when the id is known or unusable.
+   */
+  reportLost(row: { command_id: string; test_id: string; type?: string }, reason: string): Promise<boolean> {
+    if (!isSafeId(row.command_id) || !isSafeId(row.test_id) || this.knows(row.command_id)) return Promise.resolve(false);
+    this.logger.warn(`command ${row.command_id} (test ${row.test_id}) was dispatched to this agent but never recorded: reporting it failed`);
+    const r = this.refuse({ kind: "unknown", command_id: row.command_id, test_id: row.test_id, type: row.type ?? "run_test", payload: {} }, reason);
+    return r.persisted.then(
+      () => true,
+      () => true,
+    );
+  }
+
   /** Loads the journal once (replaying what a previous run left). */
   private loadJournal(): Promise<JournalRecord[]> {
     const journal = this.journal;
