@@ -33,7 +33,9 @@ describe("the agent and hostile inputs", () => {
   it("valid, 300,000-level payload, valid (with ack \"yes\" and an unreadable setting): both good jobs run, the bad one is reported failed", async () => {
     const w = await makeWorld(await tempDir());
     worlds.push(w);
-    const rows = [0, 1, 2].map(() => w.server.createTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" }));
+    // Queued rows: the crafted first response carries them (later heartbeats hand them out again, and
+    // the agent ignores them as already dispatched).
+    const rows = [0, 1, 2].map(() => w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" }));
     const [a, b, c] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
     const cmd = (row: typeof a, payload: string) =>
       `{"command_id":"${row.command_id}","test_id":"${row.id}","type":"run_test","payload":${payload}}`;
