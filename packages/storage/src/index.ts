@@ -1,7 +1,8 @@
 export { ModelStore } from "./model-store.js";
 export type { ModelStoreOptions } from "./store-options.js";
 export type { ResolveOptions, ResolvedModel, ResolvedHow } from "./staging-jobs.js";
-export type { CleanupResult, CleanupAllResult, StorageUsage, StagedModelUsage } from "./store-admin.js";
+export type { CleanupResult, CleanupAllResult, StorageUsage, StagedModelUsage, LegacyCopyUsage } from "./store-admin.js";
+export { LEGACY_NOTE } from "./legacy.js";
 export { normalizeStorageSettings, DEFAULT_STORAGE_DIR } from "./settings.js";
 export type { StorageSettings, StorageSettingsInput } from "./settings.js";
 export { StorageError, ModelPathError } from "./errors.js";

@@ -12,6 +12,7 @@ import { adoptServerStorageDir, isOwnedLeftover, markOwned, markStorage, removeO
 import { StagingJobs, guardCallbacks, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
 import { enclosingModel, findStagedIn } from "./staged-lookup.js";
+import { isLegacyCopy, legacyContaining } from "./legacy.js";
 import { isLeftoverName, leftoverContaining, scanStorage } from "./storage-layout.js";
 import { resolveDeps, type ModelStoreOptions, type StoreDeps } from "./store-options.js";
 import { UseRegistry } from "./uses.js";
@@ -179,11 +180,18 @@ export class ModelStore {
     return leased;
   }
 
-  /** Local path of the complete staged copy of `modelPath`, if there is one (for cleanup_storage). */
+  /**
+   * Local path of the complete staged copy of `modelPath`, else of the
+   * original agent's legacy copy `<storage>/<basename>`, if there is one (for
+   * cleanup_storage).
+   */
   async findStaged(modelPath: string): Promise<string | undefined> {
     await checkModelPath(modelPath, this.current, this.deps.cwd);
     const storage = await this.prepare(this.current.modelStorageDir);
-    return (await findStagedIn(storage, modelPath, this.current.modelShareMount))?.entry;
+    const staged = (await findStagedIn(storage, modelPath, this.current.modelShareMount))?.entry;
+    if (staged !== undefined) return staged;
+    const legacy = path.join(storage, path.basename(modelPath));
+    return (await isLegacyCopy(storage, legacy, this.deps.walk)) ? legacy : undefined;
   }
 
   private mountDeps(onLog: ((line: string) => void) | undefined): MountDeps {
@@ -319,12 +327,12 @@ export class ModelStore {
     if (leftover !== undefined && !(await isOwnedLeftover(leftover))) {
       throw new StorageError("CLEANUP_REFUSED", `refusing to clean up ${localPath}: ${leftover} is named like a staging leftover but the agent did not make it`);
     }
-    const target = leftover ?? (await enclosingModel(storage, real))?.dir;
+    const target = leftover ?? (await enclosingModel(storage, real))?.dir ?? (await legacyContaining(storage, real, this.deps.walk));
     if (target === undefined) {
-      // Only what staging made: not a user's directory, nor a parent of staged models.
+      // Only what staging (or the original agent) made: not a user's directory, nor a parent of staged models.
       throw new StorageError(
         "CLEANUP_REFUSED",
-        `refusing to clean up ${localPath}: ${real} is not a staged model (no completion manifest in it or above it) nor a staging leftover`,
+        `refusing to clean up ${localPath}: ${real} is not a staged model (no completion manifest in it or above it), a legacy copy nor a staging leftover`,
       );
     }
     const freed = await cleanupIn(this.uses, storage, target, "cleanup", this.deps.logger);

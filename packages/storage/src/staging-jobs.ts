@@ -2,7 +2,11 @@ import path from "node:path";
 import type { Logger } from "@kitt/protocol";
 import { StorageError, reason } from "./errors.js";
 import { executeCopy, foreignDestProblem, planCopy } from "./copy-model.js";
-import { manifestMatchesDisk, readManifest } from "./manifest.js";
+import { existsSync } from "node:fs";
+import { mkdir, rename } from "node:fs/promises";
+import { manifestMatchesDisk, readManifest, writeManifest } from "./manifest.js";
+import { isLegacyCopy, verifyLegacy } from "./legacy.js";
+import { fsyncDir, renameThenDelete } from "./storage-layout.js";
 import { isStrictlyInside } from "./path-guard.js";
 import { formatDuration, formatRate, type StagingProgress } from "./progress.js";
 import type { StorageSettings } from "./settings.js";
@@ -163,6 +167,7 @@ export class StagingJobs {
     try {
       await refuseNesting(req.storage, dest);
       const tree = await scanSource(req.modelPath, req.match, req.shareRootReal, (m) => log(m, "warn"));
+      await this.legacy(dest, req, tree, log, busy);
       const existing = await readManifest(dest);
       const upToDate = existing !== undefined && treeDifferences(existing, tree) === 0 && (await manifestMatchesDisk(dest, existing));
       if (!upToDate) {
@@ -189,6 +194,57 @@ export class StagingJobs {
       job.waiters.clear();
       this.jobs.delete(dest);
       for (const release of holds) release();
+    }
+  }
+
+  /**
+   * A flat copy the original agent left at `<storage>/<basename>`: adopted
+   * (moved to `dest` if needed, manifest written, no byte copied) when it
+   * matches the share file for file; removed when it is a copy of this model
+   * that no longer matches (a fresh staging follows); otherwise left alone.
+   */
+  private async legacy(
+    dest: string,
+    req: StageRequest,
+    tree: SourceTree,
+    log: (line: string, level?: "info" | "warn") => void,
+    destBusy: boolean,
+  ): Promise<void> {
+    const { deps, uses } = this.ctx;
+    const legacy = path.join(req.storage, path.basename(req.match.rel));
+    if (!(await isLegacyCopy(req.storage, legacy, deps.walk))) return;
+    const verdict = await verifyLegacy(legacy, tree, deps.walk);
+    if (verdict === undefined) return;
+    if (verdict.kind === "differs" && verdict.common === 0) return;
+    // Never moved or removed under a job that runs it as a path in storage.
+    const claimed = legacy === dest ? !(destBusy && verdict.kind === "differs") : uses.claimRemoval(legacy);
+    if (!claimed) return;
+    try {
+      if (verdict.kind === "differs") {
+        log(`Removing ${legacy}, a copy the original agent left of ${req.match.rel}: it does not match the share (${verdict.why}); staging it afresh`);
+        await renameThenDelete(legacy);
+        return;
+      }
+      if (legacy !== dest) {
+        if (existsSync(dest)) return; // something is there already; the legacy copy stays listed and evictable
+        await mkdir(path.dirname(dest), { recursive: true });
+        await rename(legacy, dest);
+        await fsyncDir(path.dirname(dest));
+      }
+      await writeManifest(dest, {
+        kind: "kitt-model-manifest",
+        version: 1,
+        type: "dir",
+        source: req.match.rel,
+        share: req.settings.modelShareMount,
+        total_bytes: tree.totalBytes,
+        completed_at: new Date(deps.now()).toISOString(),
+        files: tree.files.map((f) => ({ path: f.rel, size: f.size, mtime_ms: f.mtimeMs })),
+      });
+      const moved = legacy === dest ? "" : ` (moved to ${dest})`;
+      log(`Adopted ${legacy}${moved}, a copy the original agent left: it matches the share's ${req.match.rel} file for file (${tree.files.length} file(s), ${gb(tree.totalBytes)}); nothing copied`);
+    } finally {
+      if (legacy !== dest) uses.endRemoval(legacy);
     }
   }
 

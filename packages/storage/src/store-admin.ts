@@ -1,6 +1,8 @@
 import path from "node:path";
 import type { Logger } from "@kitt/protocol";
 import { reason } from "./errors.js";
+import { lstat } from "node:fs/promises";
+import { LEGACY_NOTE, legacyCopies } from "./legacy.js";
 import { lastUsedMs, type FreeSpaceFn } from "./space.js";
 import { pruneEmptyParents, renameThenDelete, scanStorage, treeBytes, type StorageScan, type WalkLimits } from "./storage-layout.js";
 import type { UseRegistry } from "./uses.js";
@@ -32,6 +34,16 @@ export interface StagedModelUsage {
   in_use: boolean;
 }
 
+/** A flat copy the original agent left (no manifest): listed and evictable, never used until verified. */
+export interface LegacyCopyUsage {
+  path: string;
+  size_bytes: number;
+  size_gb: number;
+  /** ISO mtime of the directory; null if unknown. */
+  modified: string | null;
+  note: string;
+}
+
 export interface StorageUsage {
   storage_dir: string;
   used_gb: number;
@@ -40,6 +52,8 @@ export interface StorageUsage {
   free_bytes: number;
   model_count: number;
   models: StagedModelUsage[];
+  /** Legacy copies of the original agent (counted in used bytes, not in model_count). */
+  legacy: LegacyCopyUsage[];
   /**
    * Set when the walk over the storage dir hit its entry or time limit (a
    * huge tree someone else put there): the figures and list are then partial.
@@ -83,7 +97,8 @@ export async function cleanupAllIn(uses: UseRegistry, storage: string, logger: L
   const partial = walkNote(scan);
   if (partial !== undefined) result.partial = partial;
   // Leftovers first: a model's staging sibling would otherwise block pruning its parent.
-  for (const dir of [...scan.leftovers, ...scan.models.map((m) => m.dir)]) {
+  const legacy = await legacyCopies(storage, limits);
+  for (const dir of [...scan.leftovers, ...scan.models.map((m) => m.dir), ...legacy]) {
     try {
       const freed = await cleanupIn(uses, storage, dir, "cleanup", logger);
       if (freed === undefined) result.in_use.push(dir);
@@ -117,6 +132,14 @@ export async function usageOf(uses: UseRegistry, storage: string, freeSpace: Fre
       };
     }),
   );
+  const legacy = await Promise.all(
+    (await legacyCopies(storage, limits)).map(async (dir): Promise<LegacyCopyUsage> => {
+      const bytes = await treeBytes(dir);
+      const mtime = await lstat(dir).then((st) => new Date(st.mtimeMs).toISOString(), () => null);
+      return { path: dir, size_bytes: bytes, size_gb: toGb(bytes), modified: mtime, note: LEGACY_NOTE };
+    }),
+  );
+  // Legacy bytes are already in otherBytes (files outside staged models).
   const used = scan.otherBytes + models.reduce((sum, m) => sum + m.size_bytes, 0);
   const free = await freeSpace(storage);
   const partial = walkNote(scan);
@@ -128,6 +151,7 @@ export async function usageOf(uses: UseRegistry, storage: string, freeSpace: Fre
     free_bytes: free,
     model_count: models.length,
     models,
+    legacy,
     ...(partial !== undefined ? { partial } : {}),
   };
 }
