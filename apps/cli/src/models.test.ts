@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
@@ -117,6 +117,34 @@ describe("kitt-agent models", () => {
     expect(all.code).toBe(0);
     expect(JSON.parse(all.stdout)).toMatchObject({ removed: [join(w.storage, REL)], failed: [] });
     expect(JSON.parse((await runCli(["models", "list", "--json"], w.env)).stdout)).toMatchObject({ model_count: 0 });
+  });
+
+  it("a flat copy the original agent left is listed as legacy, adopted by stage when it matches the share, and evictable", async () => {
+    const w = await world(1);
+    const legacy = join(w.storage, "Qwen2.5-0.5B-Instruct");
+    await mkdir(w.storage, { recursive: true });
+    execFileSync("cp", ["-a", w.src, legacy]);
+    const listed = await runCli(["models", "list"], w.env);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^.*: 0 staged, 1 legacy, /);
+    expect(listed.stdout).toMatch(/^Legacy copies of the original agent .*\nLEGACY +SIZE_GB +MODIFIED\nQwen2\.5-0\.5B-Instruct +0\.01 +\d{4}-.*Z$/m);
+    const json = JSON.parse((await runCli(["models", "list", "--json"], w.env)).stdout) as { model_count: number; legacy: { path: string }[] };
+    expect(json).toMatchObject({ model_count: 0, legacy: [{ path: legacy }] });
+
+    const staged = await runCli(["models", "stage", MODEL], w.env);
+    expect(staged.code).toBe(0);
+    expect(staged.stderr).toContain(`Adopted ${legacy} (moved to ${join(w.storage, REL)}), a copy the original agent left`);
+    expect(staged.stdout).toBe(`Already staged at ${join(w.storage, REL)}.\n`);
+    expect(existsSync(legacy)).toBe(false);
+
+    execFileSync("cp", ["-a", w.src, legacy]);
+    const evicted = await runCli(["models", "evict", "Qwen2.5-0.5B-Instruct"], w.env);
+    expect(evicted.stdout).toMatch(/^Evicted .*Qwen2\.5-0\.5B-Instruct \(0\.01 GB freed\)\.\n$/);
+    expect(existsSync(legacy)).toBe(false);
+    expect(existsSync(join(w.storage, REL))).toBe(true);
+    execFileSync("cp", ["-a", w.src, legacy]);
+    const all = await runCli(["models", "evict", "--all", "--json"], w.env);
+    expect((JSON.parse(all.stdout) as { removed: string[] }).removed.sort()).toEqual([legacy, join(w.storage, REL)].sort());
   });
 
   it("a model not on the share is a one-line error", async () => {

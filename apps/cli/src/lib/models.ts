@@ -60,14 +60,26 @@ export async function listModelsFromDaemon(config: AgentConfig): Promise<Storage
   return storage as StorageUsage;
 }
 
-export function formatModels(usage: StorageUsage): string {
-  const lines = [`${usage.storage_dir}: ${usage.model_count} staged, ${usage.used_gb} GB used, ${usage.free_gb} GB free`];
-  if (usage.partial !== undefined) lines.push(`(partial: ${usage.partial}; the list and figures may be incomplete)`);
-  if (usage.models.length === 0) return lines.join("\n");
-  const rows = usage.models.map((m) => [relative(usage.storage_dir, m.path), m.size_gb.toFixed(2), m.last_used ?? "-", m.in_use ? "yes" : "no"]);
-  const header = ["MODEL", "SIZE_GB", "LAST_USED", "IN_USE"];
+/** Rows as aligned columns, header first. */
+function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  for (const row of [header, ...rows]) lines.push(row.map((c, i) => (i < row.length - 1 ? c.padEnd(widths[i] ?? 0) : c)).join("  "));
+  return [header, ...rows].map((row) => row.map((c, i) => (i < row.length - 1 ? c.padEnd(widths[i] ?? 0) : c)).join("  "));
+}
+
+export function formatModels(usage: StorageUsage): string {
+  // A daemon of an earlier version reports no legacy list.
+  const legacy = usage.legacy ?? [];
+  const legacyCount = legacy.length > 0 ? `, ${legacy.length} legacy` : "";
+  const lines = [`${usage.storage_dir}: ${usage.model_count} staged${legacyCount}, ${usage.used_gb} GB used, ${usage.free_gb} GB free`];
+  if (usage.partial !== undefined) lines.push(`(partial: ${usage.partial}; the list and figures may be incomplete)`);
+  if (usage.models.length > 0) {
+    const rows = usage.models.map((m) => [relative(usage.storage_dir, m.path), m.size_gb.toFixed(2), m.last_used ?? "-", m.in_use ? "yes" : "no"]);
+    lines.push(...table(["MODEL", "SIZE_GB", "LAST_USED", "IN_USE"], rows));
+  }
+  if (legacy.length > 0) {
+    lines.push("Legacy copies of the original agent (no manifest; unverified, used only once a job's model verifies against the share):");
+    lines.push(...table(["LEGACY", "SIZE_GB", "MODIFIED"], legacy.map((l) => [relative(usage.storage_dir, l.path), l.size_gb.toFixed(2), l.modified ?? "-"])));
+  }
   return lines.join("\n");
 }
 
