@@ -1,9 +1,9 @@
 import path from "node:path";
-import { lstat, readdir } from "node:fs/promises";
-import { MANIFEST_NAME, sameMtime } from "./manifest.js";
+import { lstat, open, readdir, rename } from "node:fs/promises";
+import { MANIFEST_NAME, sameMtime, type Manifest } from "./manifest.js";
 import { OWNER_MARKER, STORAGE_MARKER } from "./ownership.js";
 import type { SourceTree } from "./source-scan.js";
-import { isLeftoverName, type WalkLimits } from "./storage-layout.js";
+import { fsyncDir, isLeftoverName, type WalkLimits } from "./storage-layout.js";
 
 /**
  * Flat copies the original (Python) agent left: it copied a model directory
@@ -140,4 +140,23 @@ export async function verifyLegacy(dir: string, tree: SourceTree, limits: WalkLi
   some("director(ies) not on the share", strayDirs);
   some("entries neither file nor directory", local.others);
   return problems.length === 0 ? { kind: "verified" } : { kind: "differs", why: problems.join("; "), common };
+}
+
+/**
+ * Seal an adopted copy: the manifest is written under a temporary name,
+ * fsynced and renamed into place, so that a crash leaves either the legacy
+ * copy (with one stray file, so it no longer verifies and is restaged) or the
+ * sealed model, never a half-written manifest.
+ */
+export async function sealAdopted(dir: string, manifest: Manifest): Promise<void> {
+  const tmp = path.join(dir, `${MANIFEST_NAME}.adopting`);
+  const handle = await open(tmp, "w", 0o644);
+  try {
+    await handle.writeFile(JSON.stringify(manifest) + "\n");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path.join(dir, MANIFEST_NAME));
+  await fsyncDir(dir);
 }

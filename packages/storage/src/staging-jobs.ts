@@ -4,8 +4,8 @@ import { StorageError, reason } from "./errors.js";
 import { executeCopy, foreignDestProblem, planCopy } from "./copy-model.js";
 import { existsSync } from "node:fs";
 import { mkdir, rename } from "node:fs/promises";
-import { manifestMatchesDisk, readManifest, writeManifest } from "./manifest.js";
-import { isLegacyCopy, verifyLegacy } from "./legacy.js";
+import { manifestMatchesDisk, readManifest } from "./manifest.js";
+import { isLegacyCopy, sealAdopted, verifyLegacy } from "./legacy.js";
 import { fsyncDir, renameThenDelete } from "./storage-layout.js";
 import { isStrictlyInside } from "./path-guard.js";
 import { formatDuration, formatRate, type StagingProgress } from "./progress.js";
@@ -231,7 +231,7 @@ export class StagingJobs {
         await rename(legacy, dest);
         await fsyncDir(path.dirname(dest));
       }
-      await writeManifest(dest, {
+      await sealAdopted(dest, {
         kind: "kitt-model-manifest",
         version: 1,
         type: "dir",
