@@ -189,6 +189,29 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     );
   });
 
+  it("a driver without nvmlDeviceGetPciInfo* loses only the bus id, with a note per GPU", async () => {
+    const m = await exampleHost({ nvcc: { stdout: NVCC_12_8 } });
+    const env = await fakeNvmlEnv({
+      gpus: [H200, H200],
+      driverVersion: "570.86.15",
+      cudaVersion: 12080,
+      missingSymbols: ["nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2"],
+    });
+    const info = await detectSystem({ host: m.host, nvml: { libraryPath: env.KITT_NVML_PATH } });
+    expect(info.gpuSource).toBe("nvml");
+    expect(info.gpu_info).toBe("NVIDIA H200 141GB");
+    expect(info.details).toMatchObject({ gpu_model: "NVIDIA H200", gpu_vram_gb: 141, gpu_compute_capability: "9.0" });
+    expect(info.gpus.map((g) => [g.name, g.pciBusId, g.computeCapability])).toEqual([
+      ["NVIDIA H200", "", "9.0"],
+      ["NVIDIA H200", "", "9.0"],
+    ]);
+    expect(info.gpus.every((g) => g.uuid.startsWith("GPU-") && g.memoryTotalBytes === H200_MIB * 1024 * 1024)).toBe(true);
+    const pciNotes = info.notes.filter((n) => n.includes("PCI bus id"));
+    expect(pciNotes).toHaveLength(2);
+    expect(pciNotes[0]).toMatch(/^nvml: GPU 0 PCI bus id: nvmlDeviceGetPciInfo_v2 .*Function Not Found/);
+    expect(info.fingerprint.startsWith("NVIDIA-H200-141GB-2x_")).toBe(true);
+  });
+
   it("falls back to nvidia-smi when nvmlInit fails", async () => {
     const m = await exampleHost({ "nvidia-smi": { stdout: smiDetectCsv(2) }, nvcc: { stdout: NVCC_12_8 } });
     const env = await fakeNvmlEnv({ gpus: [H200], initError: 9 });

@@ -45,26 +45,34 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Every device through NVML. A device that fails (lost GPU) keeps its index with what could be read. */
+/**
+ * Every device through NVML. Each attribute is read on its own: a call the
+ * driver lacks or that fails (no nvmlDeviceGetPciInfo*, a lost GPU) leaves
+ * only that attribute empty, with a note; the device keeps its index.
+ */
 export function readNvmlGpus(nvml: Nvml, notes: string[]): DetectedGpu[] {
   const gpus: DetectedGpu[] = [];
   const count = nvml.deviceCount();
   for (let index = 0; index < count; index++) {
-    try {
-      const info = nvml.device(index).info();
-      const cc = info.computeCapability;
-      gpus.push({
-        index,
-        name: info.name,
-        uuid: info.uuid,
-        pciBusId: info.pciBusId,
-        ...(info.memory === undefined ? {} : { memoryTotalBytes: info.memory.total }),
-        computeCapability: cc === undefined ? "" : `${cc.major}.${cc.minor}`,
-      });
-    } catch (error) {
-      notes.push(`nvml: GPU ${index}: ${message(error)}`);
-      gpus.push({ index, name: "", uuid: "", pciBusId: "", computeCapability: "" });
-    }
+    const device = nvml.device(index);
+    const read = <T>(what: string, get: () => T): T | undefined => {
+      try {
+        return get();
+      } catch (error) {
+        notes.push(`nvml: GPU ${index} ${what}: ${message(error)}`);
+        return undefined;
+      }
+    };
+    const memory = read("memory", () => device.memoryInfo());
+    const cc = read("compute capability", () => device.computeCapability());
+    gpus.push({
+      index,
+      name: read("name", () => device.name()) ?? "",
+      uuid: read("uuid", () => device.uuid()) ?? "",
+      pciBusId: read("PCI bus id", () => device.pciBusId()) ?? "",
+      ...(memory === undefined ? {} : { memoryTotalBytes: memory.total }),
+      computeCapability: cc === undefined ? "" : `${cc.major}.${cc.minor}`,
+    });
   }
   return gpus;
 }
