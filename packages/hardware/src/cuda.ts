@@ -7,22 +7,13 @@ export function parseNvccVersion(text: string): string {
 }
 
 /**
- * The CUDA toolkit version from nvcc. Services rarely have the toolkit on
- * PATH, so the standard install location is tried as well on the real root.
+ * The CUDA toolkit version from the `nvcc` on PATH, as the original agent
+ * asks it (`cuda_version` is part of the fingerprint, so no other place is
+ * tried: a service without the toolkit on PATH reports "" like the original).
  */
 export async function detectNvccVersion(host: HostProbe): Promise<{ version: string; note?: string }> {
-  const candidates = host.root === "/" ? ["nvcc", "/usr/local/cuda/bin/nvcc"] : ["nvcc"];
-  let note: string | undefined;
-  for (const command of candidates) {
-    const result = await runOnHost(host, command, ["--version"]);
-    if (succeeded(result)) {
-      const version = parseNvccVersion(result.stdout);
-      if (version !== "") return { version };
-      note = `${command}: no version in its output`;
-    } else {
-      note = result.message;
-      if (result.failure !== "not-found") break;
-    }
-  }
-  return note === undefined ? { version: "" } : { version: "", note };
+  const result = await runOnHost(host, "nvcc", ["--version"]);
+  if (!succeeded(result)) return { version: "", note: result.message };
+  const version = parseNvccVersion(result.stdout);
+  return version === "" ? { version, note: "nvcc: no version in its output" } : { version };
 }

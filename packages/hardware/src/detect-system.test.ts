@@ -8,6 +8,7 @@ import {
   meminfo,
   mountinfo,
   NVCC_12_8,
+  ORIGINAL_H200_HOST_TAIL,
   smiDetectCsv,
   SPARK_CPUINFO,
   x86Cpuinfo,
@@ -39,6 +40,7 @@ async function exampleHost(commands: Record<string, FakeCommand> = {}): Promise<
       "/proc/version": "Linux version 6.8.0-45-generic (buildd@lcy02-amd64-075) #45-Ubuntu SMP\n",
       "/proc/self/mountinfo": mountinfo("/dev/nvme0n1p2"),
       "/sys/class/nvme/nvme0/model": "SAMSUNG MZ1L21T9HCLS-00A07              \n",
+      "/sys/block/nvme0n1/device/model": "SAMSUNG MZ1L21T9HCLS-00A07              \n",
     },
     commands: { dmidecode: { stdout: DMIDECODE_DDR5 }, ...commands },
   });
@@ -46,8 +48,9 @@ async function exampleHost(commands: Record<string, FakeCommand> = {}): Promise<
   return m;
 }
 
+/** What the original agent registers for exampleHost with one H200 (nvcc 12.8 on PATH). */
 const EXAMPLE_FINGERPRINT =
-  "NVIDIA-H200-141GB_AMD-Processor-16c_128GB-DDR5_Samsung-MZ1L21T9-NVME_CUDA-12.8_570.86.15_Linux-6.8.0-45-generic";
+  "NVIDIA-H200-140GB_AMD-Processor-32c_128GB-DDR5_Samsung-SAMSUNG-MZ1L21T9HCLS-00A07-NVME_CUDA-12.8_570.86.15_Linux-6.8.0-45-generic";
 
 describe("detectSystem on this machine", () => {
   it("runs against the real host and reports a consistent result", async () => {
@@ -61,7 +64,8 @@ describe("detectSystem on this machine", () => {
     expect(info.ram_gb).toBeGreaterThan(0);
     expect(info.hostname).not.toBe("");
     expect(JSON.parse(info.hardware_details)).toEqual(info.details);
-    expect(info.fingerprint).toContain(`_${info.details.os}-${info.details.kernel}`);
+    expect(info.fingerprint.endsWith(`_${info.details.os}`)).toBe(true);
+    expect(info.details.cpu_cores).toBe(info.details.cpu_threads);
     expect(check("registerRequest", { name: "this-host", ...registrationFields(info) })).toBeUndefined();
   });
 
@@ -76,13 +80,13 @@ describe("detectSystem on this machine", () => {
 
 describe("detectSystem through NVML (fake libnvidia-ml)", () => {
   it("builds the registration fields and kitt-protocol.md's example fingerprint for an H200 host", async () => {
-    const m = await exampleHost({ nvcc: { stdout: "should not be asked" } });
+    const m = await exampleHost({ nvcc: { stdout: NVCC_12_8 } });
     const env = await fakeNvmlEnv({ gpus: [H200], driverVersion: "570.86.15", cudaVersion: 12080 });
     const info = await detectSystem({ host: m.host, nvml: { libraryPath: env.KITT_NVML_PATH } });
 
     expect(registrationFields(info)).toEqual({
       hostname: "gpu-host-01",
-      gpu_info: "NVIDIA H200 141GB",
+      gpu_info: "NVIDIA H200 140GB",
       gpu_count: 1,
       cpu_info: "AMD EPYC 9124 16-Core Processor",
       cpu_arch: "amd64",
@@ -116,30 +120,25 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     ]);
     expect(details).toEqual({
       gpu_model: "NVIDIA H200",
-      gpu_vram_gb: 141,
+      gpu_vram_gb: 140,
       gpu_count: 1,
       gpu_compute_capability: "9.0",
       cpu_model: "AMD EPYC 9124 16-Core Processor",
       cpu_arch: "amd64",
-      cpu_cores: 16,
+      cpu_cores: 32,
       cpu_threads: 32,
       ram_gb: 128,
-      ram_type: "DDR5",
-      storage_brand: "Samsung",
-      storage_model: "MZ1L21T9",
-      storage_type: "nvme",
-      cuda_version: "12.8",
-      driver_version: "570.86.15",
-      os: "Linux",
-      kernel: "6.8.0-45-generic",
+      ...ORIGINAL_H200_HOST_TAIL,
       environment_type: "native_linux",
       fingerprint: EXAMPLE_FINGERPRINT,
     });
     expect(info.gpuSource).toBe("nvml");
     // The register body the daemon will send passes the protocol's own schema.
     expect(check("registerRequest", { name: "gpu-host-01", port: 8090, ...registrationFields(info) })).toBeUndefined();
-    // NVML answered everything: no subprocess for GPUs or CUDA.
-    expect(await fakeCommandCalls(m.bin, "nvcc")).toEqual([]);
+    // NVML answered the GPUs: no nvidia-smi; CUDA is the toolkit's, as the original reports it.
+    expect(await fakeCommandCalls(m.bin, "nvcc")).toEqual(["--version"]);
+    expect(info.cudaDriverVersion).toBe("12.8");
+    expect(info.physicalCores).toBe(16);
   });
 
   it("counts 8 GPUs into gpu_count and the fingerprint", async () => {
@@ -149,16 +148,17 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     expect(info.gpu_count).toBe(8);
     expect(info.gpus.map((g) => g.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(new Set(info.gpus.map((g) => g.uuid)).size).toBe(8);
-    expect(info.fingerprint.startsWith("NVIDIA-H200-141GB-8x_AMD-Processor-16c_")).toBe(true);
+    expect(info.fingerprint.startsWith("NVIDIA-H200-140GB-8x_AMD-Processor-32c_")).toBe(true);
   });
 
-  it("DGX Spark: unified memory stands in for VRAM, LPDDR5X, arm64, dgx_spark", async () => {
+  it("DGX Spark: unified memory stands in for VRAM, arm64, dgx_spark", async () => {
     const m = await makeFakeMachine({
       files: {
         "/etc/dgx-release": 'DGX_NAME="DGX Spark"\nDGX_PRETTY_NAME="NVIDIA DGX Spark"\n',
         "/proc/cpuinfo": SPARK_CPUINFO,
         "/proc/meminfo": meminfo(125_000_000),
         "/sys/class/nvme/nvme0/model": "Samsung SSD 990 PRO 4TB\n",
+        "/sys/block/nvme0n1/device/model": "Samsung SSD 990 PRO 4TB\n",
       },
       os: { machine: "aarch64", release: "6.11.0-1016-nvidia", hostname: "spark-7f3a" },
     });
@@ -180,12 +180,13 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     expect(info.details).toMatchObject({
       gpu_vram_gb: 119,
       gpu_compute_capability: "12.1",
-      ram_type: "LPDDR5X",
+      ram_type: "",
       cpu_model: "ARM Cortex-X925 + Cortex-A725",
-      cuda_version: "13.0",
+      cuda_version: "",
     });
+    expect(info.cudaDriverVersion).toBe("13.0");
     expect(info.fingerprint).toBe(
-      "NVIDIA-GB10-119GB_ARM-Cortex-A725-20c_119GB-LPDDR5X_Samsung-SSD-990-PRO-4TB-NVME_CUDA-13.0_580.95.05_Linux-6.11.0-1016-nvidia",
+      "NVIDIA-GB10-119GB_ARM-Cortex-A725-20c_119GB_Samsung-Samsung-SSD-990-PRO-4TB-NVME_580.95.05_Linux-6.11.0-1016-nvidia",
     );
   });
 
@@ -199,8 +200,8 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     });
     const info = await detectSystem({ host: m.host, nvml: { libraryPath: env.KITT_NVML_PATH } });
     expect(info.gpuSource).toBe("nvml");
-    expect(info.gpu_info).toBe("NVIDIA H200 141GB");
-    expect(info.details).toMatchObject({ gpu_model: "NVIDIA H200", gpu_vram_gb: 141, gpu_compute_capability: "9.0" });
+    expect(info.gpu_info).toBe("NVIDIA H200 140GB");
+    expect(info.details).toMatchObject({ gpu_model: "NVIDIA H200", gpu_vram_gb: 140, gpu_compute_capability: "9.0" });
     expect(info.gpus.map((g) => [g.name, g.pciBusId, g.computeCapability])).toEqual([
       ["NVIDIA H200", "", "9.0"],
       ["NVIDIA H200", "", "9.0"],
@@ -209,7 +210,7 @@ describe("detectSystem through NVML (fake libnvidia-ml)", () => {
     const pciNotes = info.notes.filter((n) => n.includes("PCI bus id"));
     expect(pciNotes).toHaveLength(2);
     expect(pciNotes[0]).toMatch(/^nvml: GPU 0 PCI bus id: nvmlDeviceGetPciInfo_v2 .*Function Not Found/);
-    expect(info.fingerprint.startsWith("NVIDIA-H200-141GB-2x_")).toBe(true);
+    expect(info.fingerprint.startsWith("NVIDIA-H200-140GB-2x_")).toBe(true);
   });
 
   it("falls back to nvidia-smi when nvmlInit fails", async () => {
@@ -228,7 +229,7 @@ describe("detectSystem without NVML", () => {
     const info = await detectSystem({ host: m.host, nvml: NO_NVML });
     expect(info.gpuSource).toBe("nvidia-smi");
     expect(info.fingerprint).toBe(EXAMPLE_FINGERPRINT);
-    expect(info.gpu_info).toBe("NVIDIA H200 141GB");
+    expect(info.gpu_info).toBe("NVIDIA H200 140GB");
     expect(info.details.gpu_compute_capability).toBe("9.0");
     expect(await fakeCommandCalls(m.bin, "nvidia-smi")).toEqual([
       "--query-gpu=index,name,uuid,pci.bus_id,memory.total,driver_version,compute_cap --format=csv,noheader,nounits",
@@ -244,7 +245,8 @@ describe("detectSystem without NVML", () => {
       },
     });
     const info = await detectSystem({ host: m.host, nvml: NO_NVML });
-    expect(info).toMatchObject({ gpu_info: "Tesla V100-SXM2-32GB 32GB", gpu_count: 1 });
+    // The original's nvidia-smi rule: 32510 MiB integer-divided by 1024.
+    expect(info).toMatchObject({ gpu_info: "Tesla V100-SXM2-32GB 31GB", gpu_count: 1 });
     expect(info.details).toMatchObject({ gpu_compute_capability: "", driver_version: "470.256.02", cuda_version: "" });
     expect(await fakeCommandCalls(m.bin, "nvidia-smi")).toHaveLength(2);
   });
@@ -264,15 +266,22 @@ describe("detectSystem without NVML", () => {
     expect(info.notes).toContain("nvidia-smi: nvidia-smi timed out after 300 ms");
     expect(info.notes).toContain("cuda: nvcc timed out after 300 ms");
     // Everything else was still detected.
-    expect(info.fingerprint).toBe("AMD-Processor-16c_128GB-DDR5_Samsung-MZ1L21T9-NVME_Linux-6.8.0-45-generic");
+    expect(info.fingerprint).toBe("AMD-Processor-32c_128GB-DDR5_Samsung-SAMSUNG-MZ1L21T9HCLS-00A07-NVME_Linux-6.8.0-45-generic");
   });
 });
 
 describe("vramGb", () => {
-  it("rounds up to the size on the box", () => {
-    expect(vramGb(143_771 * 1024 * 1024)).toBe(141); // H200
+  it("rounds NVML's total to the nearest GiB, as the original", () => {
+    expect(vramGb(143_771 * 1024 * 1024)).toBe(140); // H200
     expect(vramGb(81_559 * 1024 * 1024)).toBe(80); // H100 SXM
     expect(vramGb(80 * 1024 ** 3)).toBe(80); // A100 80GB, exact
     expect(vramGb(24_564 * 1024 * 1024)).toBe(24); // RTX 4090
+    expect(vramGb(97_887 * 1024 * 1024)).toBe(96); // RTX PRO 6000: 95.6 GiB
+  });
+
+  it("integer-divides nvidia-smi's MiB by 1024, as the original", () => {
+    expect(vramGb(143_771 * 1024 * 1024, "nvidia-smi")).toBe(140);
+    expect(vramGb(97_887 * 1024 * 1024, "nvidia-smi")).toBe(95);
+    expect(vramGb(32_510 * 1024 * 1024, "nvidia-smi")).toBe(31);
   });
 });

@@ -8,13 +8,13 @@ import {
   detectGpusViaNvml,
   detectGpusViaSmi,
   type DetectedGpu,
-  type GpuDetection,
   type GpuSource,
   type NvmlAccess,
 } from "./gpu-detect.js";
 import { createHostProbe, type HostProbe } from "./host.js";
-import { detectRamBytes, detectRamType, ramGb } from "./memory.js";
+import { detectRamBytes, detectRamType, originalRamType, ramGb } from "./memory.js";
 import { detectStorage, type StorageInfo } from "./storage.js";
+import { detectStorageIdentity } from "./storage-identity.js";
 import { GIB } from "./units.js";
 
 /** The `hardware_details` object, in the field order of kitt-protocol.md. Unknown: "" or 0. */
@@ -61,6 +61,10 @@ export interface SystemInfo extends RegistrationHardware {
   details: HardwareDetails;
   gpus: DetectedGpu[];
   gpuSource: GpuSource;
+  /** The CUDA version the driver supports (NVML), beside `cuda_version` (nvcc); "" when unknown. */
+  cudaDriverVersion: string;
+  /** Physical CPU cores (distinct core ids); `cpu_cores` is the logical count, as the original reports it. */
+  physicalCores: number;
   /** True when the GPU reports no memory of its own and system RAM stands in (DGX Spark GB10). */
   unifiedMemory: boolean;
   storage: StorageInfo;
@@ -77,12 +81,17 @@ export interface DetectOptions {
 }
 
 /**
- * VRAM in whole GiB, rounded up: NVML reports the total minus what the driver
- * reserves, so rounding up gives the size printed on the box
- * (H200: 143771 MiB = 140.4 GiB -> 141, as in kitt-protocol.md's example).
+ * `gpu_vram_gb` as the original agent computes it: NVML's total rounded to
+ * the nearest GiB (H200: 143771 MiB = 140.4 GiB -> 140); nvidia-smi's MiB
+ * integer-divided by 1024.
  */
-export function vramGb(bytes: number): number {
-  return Math.ceil(bytes / GIB);
+export function vramGb(bytes: number, source: GpuSource = "nvml"): number {
+  return source === "nvidia-smi" ? Math.floor(bytes / GIB) : Math.round(bytes / GIB);
+}
+
+/** `os` as Python's `platform.system()-platform.release()` names it: "Linux-6.8.0-45-generic". */
+export function osString(type: string, release: string): string {
+  return `${type === "Windows_NT" ? "Windows" : type}-${release}`;
 }
 
 /** "NVIDIA H200 141GB"; the bare model when VRAM is unknown; "" without GPU. */
@@ -91,12 +100,8 @@ export function gpuInfoString(model: string, vram: number): string {
   return vram > 0 ? `${model} ${vram}GB` : model;
 }
 
-async function cudaVersion(
-  host: HostProbe,
-  gpu: GpuDetection | undefined,
-  notes: string[],
-): Promise<string> {
-  if (gpu !== undefined && gpu.cudaDriverVersion !== "") return gpu.cudaDriverVersion;
+/** `cuda_version`: the toolkit's `nvcc --version`, as the original reports it (not the driver's CUDA). */
+async function cudaVersion(host: HostProbe, notes: string[]): Promise<string> {
   const nvcc = await detectNvccVersion(host);
   if (nvcc.note !== undefined) notes.push(`cuda: ${nvcc.note}`);
   return nvcc.version;
@@ -115,24 +120,26 @@ export async function detectSystem(options: DetectOptions = {}): Promise<SystemI
   // NVML is synchronous and answers in milliseconds; knowing its answer first
   // tells which subprocesses (nvidia-smi, nvcc) are needed at all.
   const nvmlGpu = detectGpusViaNvml(host, options.nvml ?? {}, notes);
-  const [environment, cpu, ramBytes, detectedRamType, storage, gpu, cuda] = await Promise.all([
+  const [environment, cpu, ramBytes, detectedRamType, storage, storageIdentity, gpu, cuda] = await Promise.all([
     detectEnvironmentType(host),
     detectCpu(host),
     detectRamBytes(host),
     detectRamType(host),
     detectStorage(host),
+    detectStorageIdentity(host),
     nvmlGpu === undefined ? detectGpusViaSmi(host, notes) : Promise.resolve(nvmlGpu),
-    cudaVersion(host, nvmlGpu, notes),
+    cudaVersion(host, notes),
   ]);
 
   const ram = ramGb(ramBytes);
   const first = gpu.gpus[0];
   const reported = first?.memoryTotalBytes;
+  const rounded = first === undefined ? 0 : vramGb(reported ?? 0, gpu.source);
+  // As the original: no memory of its own (or under half a GiB) takes the system RAM.
   // A GPU that failed to answer at all (name "") is not taken for a unified-memory one.
-  const unifiedMemory = first !== undefined && first.name !== "" && (reported ?? 0) === 0 && ram > 0;
-  const vram = first === undefined ? 0 : unifiedMemory ? ram : vramGb(reported ?? 0);
-  // GB10's memory is LPDDR5X soldered next to the chip; DMI rarely says so without root.
-  const ramType = detectedRamType !== "" ? detectedRamType : environment === "dgx_spark" ? "LPDDR5X" : "";
+  const unifiedMemory = first !== undefined && first.name !== "" && rounded === 0 && ram > 0;
+  const vram = unifiedMemory ? ram : rounded;
+  const ramType = originalRamType(detectedRamType);
   const gpuModel = first?.name ?? "";
 
   const details: HardwareDetails = {
@@ -142,17 +149,15 @@ export async function detectSystem(options: DetectOptions = {}): Promise<SystemI
     gpu_compute_capability: first?.computeCapability ?? "",
     cpu_model: cpu.model,
     cpu_arch: dockerArch(host.os.machine),
-    cpu_cores: cpu.cores,
+    cpu_cores: cpu.threads,
     cpu_threads: cpu.threads,
     ram_gb: ram,
     ram_type: ramType,
-    storage_brand: storage.brand,
-    storage_model: storage.model,
-    storage_type: storage.type,
+    ...storageIdentity,
     cuda_version: cuda,
     driver_version: gpu.driverVersion,
-    os: host.os.type,
-    kernel: host.os.release,
+    os: osString(host.os.type, host.os.release),
+    kernel: host.os.version,
     environment_type: environment,
     fingerprint: "",
   };
@@ -172,6 +177,8 @@ export async function detectSystem(options: DetectOptions = {}): Promise<SystemI
     details,
     gpus: gpu.gpus,
     gpuSource: gpu.source,
+    cudaDriverVersion: gpu.cudaDriverVersion,
+    physicalCores: cpu.cores,
     unifiedMemory,
     storage,
     notes,

@@ -1,27 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { buildFingerprint, type FingerprintInput } from "./fingerprint.js";
+import { ORIGINAL_H200_HOST_TAIL } from "./test-fixtures.js";
 
+// The fields as the original agent reports them for kitt-protocol.md's example host.
 const H200: FingerprintInput = {
   gpu_model: "NVIDIA H200",
-  gpu_vram_gb: 141,
+  gpu_vram_gb: 140,
   gpu_count: 1,
   cpu_model: "AMD EPYC 9124 16-Core Processor",
-  cpu_cores: 16,
+  cpu_cores: 32,
   ram_gb: 128,
-  ram_type: "DDR5",
-  storage_brand: "Samsung",
-  storage_model: "MZ1L21T9",
-  storage_type: "nvme",
-  cuda_version: "12.8",
-  driver_version: "570.86.15",
-  os: "Linux",
-  kernel: "6.8.0-45-generic",
+  ...ORIGINAL_H200_HOST_TAIL,
 };
 
-describe("buildFingerprint", () => {
-  it("reproduces kitt-protocol.md's example exactly", () => {
+describe("buildFingerprint (the original agent's rules)", () => {
+  it("builds every part from the details", () => {
     expect(buildFingerprint(H200)).toBe(
-      "NVIDIA-H200-141GB_AMD-Processor-16c_128GB-DDR5_Samsung-MZ1L21T9-NVME_CUDA-12.8_570.86.15_Linux-6.8.0-45-generic",
+      "NVIDIA-H200-140GB_AMD-Processor-32c_128GB-DDR5_Samsung-SAMSUNG-MZ1L21T9HCLS-00A07-NVME_CUDA-12.8_570.86.15_Linux-6.8.0-45-generic",
     );
   });
 
@@ -31,7 +26,7 @@ describe("buildFingerprint", () => {
     );
   });
 
-  it("leaves out every part that is unknown", () => {
+  it("leaves out GPU, storage, CUDA and driver when unknown, never CPU, RAM and OS", () => {
     const bare: FingerprintInput = {
       ...H200,
       gpu_model: "",
@@ -44,16 +39,18 @@ describe("buildFingerprint", () => {
       cuda_version: "",
       driver_version: "",
     };
-    expect(buildFingerprint(bare)).toBe("AMD-Processor-16c_128GB_Linux-6.8.0-45-generic");
-    expect(buildFingerprint({ ...bare, cpu_model: "", ram_gb: 0, os: "", kernel: "" })).toBe("");
+    expect(buildFingerprint(bare)).toBe("AMD-Processor-32c_128GB_Linux-6.8.0-45-generic");
+    expect(buildFingerprint({ ...bare, cpu_model: "", cpu_cores: 0, ram_gb: 0 })).toBe("unknown-0c_0GB_Linux-6.8.0-45-generic");
     expect(buildFingerprint({ ...bare, gpu_model: "NVIDIA GB10", gpu_vram_gb: 0, gpu_count: 1 })).toMatch(/^NVIDIA-GB10_AMD/);
-    expect(buildFingerprint({ ...bare, storage_model: "Mystery 1TB", storage_type: "ssd" })).toContain("_Mystery-1TB-SSD_");
+    expect(buildFingerprint({ ...bare, storage_brand: "Unknown", storage_model: "Mystery 1TB", storage_type: "ssd" })).toContain(
+      "_Unknown-Mystery-1TB-SSD_",
+    );
   });
 
-  it("keeps `_` for separating parts only", () => {
-    const fp = buildFingerprint({ ...H200, storage_brand: "Micron", storage_model: "7450_MTFDKCC1T9TFR" });
-    expect(fp).toContain("_Micron-7450-MTFDKCC1T9TFR-NVME_");
-    expect(fp.split("_")).toHaveLength(7);
+  it("dashes spaces only, as the original does", () => {
+    expect(buildFingerprint({ ...H200, storage_brand: "Micron", storage_model: "Micron_7450_MTFDKCC1T9TFR" })).toContain(
+      "_Micron-Micron_7450_MTFDKCC1T9TFR-NVME_",
+    );
   });
 
   it("names a one-word CPU once", () => {

@@ -1,21 +1,19 @@
 import type { HardwareDetails } from "./detect-system.js";
 
 /** What the fingerprint is built from: the `hardware_details` fields of the same names. */
-export type FingerprintInput = Omit<HardwareDetails, "gpu_compute_capability" | "cpu_arch" | "cpu_threads" | "environment_type" | "fingerprint">;
+export type FingerprintInput = Omit<HardwareDetails, "gpu_compute_capability" | "cpu_arch" | "cpu_threads" | "kernel" | "environment_type" | "fingerprint">;
 
-/**
- * Parts are `_`-joined, so no part may contain one; whitespace becomes a dash
- * as the format says ("NVIDIA H200" -> "NVIDIA-H200").
- */
+/** The original agent replaces each space (only spaces) with a dash. */
 function dashed(text: string): string {
-  return text.trim().replace(/[\s_]+/g, "-");
+  return text.replace(/ /g, "-");
 }
 
 /**
- * The compact fingerprint of kitt-protocol.md "Register":
- * `<GPU>-<VRAM>GB[-<n>x]_<CPU first>-<CPU last>-<cores>c_<RAM>GB[-<type>]_<brand>-<model>-<TYPE>_CUDA-<v>_<driver>_<OS>-<kernel>`,
- * each part only when known. The server files results under this string, so
- * the same machine must always produce the same one.
+ * The compact fingerprint, built by the original agent's rules so the same
+ * machine gives the same string whichever agent registers it:
+ * `<GPU>[-<VRAM>GB][-<n>x]_<CPU first>-<CPU last>-<cores>c_<RAM>GB[-<type>]_<brand>-<model>-<TYPE>_CUDA-<v>_<driver>_<os>`.
+ * The GPU part only with a GPU, storage, CUDA and driver only when known; the
+ * CPU, RAM and OS parts always (`-0c`, `0GB` included, as the original does).
  */
 export function buildFingerprint(d: FingerprintInput): string {
   const parts: string[] = [];
@@ -27,26 +25,22 @@ export function buildFingerprint(d: FingerprintInput): string {
     parts.push(gpu);
   }
 
-  const words = d.cpu_model.trim().split(/\s+/).filter((w) => w !== "");
-  const first = words[0];
-  const last = words[words.length - 1];
-  if (first !== undefined && last !== undefined) {
-    // A one-word model is named once, as the original agent did.
-    let cpu = words.length > 1 ? `${dashed(first)}-${dashed(last)}` : dashed(first);
-    if (d.cpu_cores > 0) cpu += `-${d.cpu_cores}c`;
-    parts.push(cpu);
-  }
+  const words = d.cpu_model.split(/\s+/).filter((w) => w !== "");
+  const first = words[0] ?? "unknown";
+  const last = words[words.length - 1] ?? first;
+  parts.push(`${words.length > 1 ? `${first}-${last}` : first}-${d.cpu_cores}c`);
 
-  if (d.ram_gb > 0) parts.push(d.ram_type === "" ? `${d.ram_gb}GB` : `${d.ram_gb}GB-${dashed(d.ram_type)}`);
+  parts.push(d.ram_type === "" ? `${d.ram_gb}GB` : `${d.ram_gb}GB-${d.ram_type}`);
 
   if (d.storage_model !== "") {
-    const storage = [d.storage_brand, d.storage_model, d.storage_type.toUpperCase()].filter((p) => p !== "");
-    parts.push(storage.map(dashed).join("-"));
+    let storage = `${d.storage_brand === "" ? "Unknown" : d.storage_brand}-${dashed(d.storage_model)}`;
+    if (d.storage_type !== "") storage += `-${d.storage_type.toUpperCase()}`;
+    parts.push(storage);
   }
 
-  if (d.cuda_version !== "") parts.push(`CUDA-${dashed(d.cuda_version)}`);
-  if (d.driver_version !== "") parts.push(dashed(d.driver_version));
-  if (d.os !== "") parts.push(d.kernel === "" ? dashed(d.os) : `${dashed(d.os)}-${dashed(d.kernel)}`);
+  if (d.cuda_version !== "") parts.push(`CUDA-${d.cuda_version}`);
+  if (d.driver_version !== "") parts.push(d.driver_version);
+  parts.push(d.os);
 
   return parts.join("_");
 }

@@ -13,6 +13,8 @@ export interface HostOs {
   type: string;
   /** `uname -r`: "6.8.0-45-generic". */
   release: string;
+  /** `uname -v`: "#45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024". */
+  version: string;
   hostname: string;
   /** Used where /proc is missing (macOS, Windows). */
   totalMemBytes: number;
@@ -45,6 +47,7 @@ export function currentHostOs(): HostOs {
     machine: os.machine(),
     type: os.type(),
     release: os.release(),
+    version: os.version(),
     hostname: os.hostname(),
     totalMemBytes: os.totalmem(),
     cpuModel: cpus[0]?.model.trim() ?? "",

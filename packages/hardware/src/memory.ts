@@ -51,6 +51,14 @@ export function parseLshwMemory(text: string): string {
   return "";
 }
 
+/** The original agent's order: the first of these contained in the type ("LPDDR5X" reads as "DDR5"). */
+const ORIGINAL_RAM_TYPES = ["DDR5", "DDR4", "DDR3", "LPDDR5X", "LPDDR5", "LPDDR4"];
+
+/** `ram_type` as the original agent reports a detected type (it is part of the fingerprint); "" for HBM and unknown. */
+export function originalRamType(type: string): string {
+  return ORIGINAL_RAM_TYPES.find((t) => type.includes(t)) ?? "";
+}
+
 /**
  * RAM type, best effort: both tools read the DMI tables, which need root, so
  * an unprivileged agent usually learns nothing and the type is left out.

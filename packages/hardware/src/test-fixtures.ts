@@ -115,3 +115,18 @@ export function mountinfo(rootSource: string, fstype = "ext4"): string {
     "30 27 259:1 / /boot/efi rw,relatime shared:3 - vfat /dev/nvme0n1p1 rw",
   ].join("\n") + "\n";
 }
+
+/**
+ * The RAM, storage, CUDA, driver and OS details the original agent reports for
+ * the H200 test hosts (DDR5 DIMMs, a Samsung NVMe, nvcc 12.8, driver 570.86.15).
+ */
+export const ORIGINAL_H200_HOST_TAIL = {
+  ram_type: "DDR5",
+  storage_brand: "Samsung",
+  storage_model: "SAMSUNG MZ1L21T9HCLS-00A07",
+  storage_type: "nvme",
+  cuda_version: "12.8",
+  driver_version: "570.86.15",
+  os: "Linux-6.8.0-45-generic",
+  kernel: "#45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024",
+};

@@ -69,6 +69,7 @@ export const LINUX_OS: HostOs = {
   machine: "x86_64",
   type: "Linux",
   release: "6.8.0-45-generic",
+  version: "#45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024",
   hostname: "gpu-host-01",
   totalMemBytes: 0,
   cpuModel: "",
