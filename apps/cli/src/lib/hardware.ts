@@ -14,6 +14,10 @@ export interface HardwareReport {
   gpus: GpuTelemetry[];
   gpu_source: string;
   unified_memory: boolean;
+  /** Physical cores (`hardware_details.cpu_cores` is the logical count, as the original agent reports it). */
+  physical_cores: number;
+  /** The driver's CUDA version from NVML (`hardware_details.cuda_version` is nvcc's); "" when unknown. */
+  cuda_driver_version: string;
   /** What detection found per device (bus id, compute capability). */
   devices: DetectedGpu[];
   notes: string[];
@@ -31,6 +35,8 @@ export async function hardwareReport(): Promise<HardwareReport> {
     gpus: snapshot.gpus,
     gpu_source: info.gpuSource,
     unified_memory: info.unifiedMemory,
+    physical_cores: info.physicalCores,
+    cuda_driver_version: info.cudaDriverVersion,
     devices: info.gpus,
     notes: info.notes,
   };
@@ -42,13 +48,13 @@ export function formatHardware(r: HardwareReport): string {
   const rows: Array<[string, string]> = [
     ["hostname", r.hostname],
     ["environment", r.environment_type],
-    ["cpu", `${r.cpu_info || "unknown"} (${r.cpu_arch}, ${d.cpu_cores} cores / ${d.cpu_threads} threads)`],
+    ["cpu", `${r.cpu_info || "unknown"} (${r.cpu_arch}, ${r.physical_cores} cores / ${d.cpu_threads} threads)`],
     ["ram", `${r.ram_gb} GB${d.ram_type ? ` ${d.ram_type}` : ""}`],
     ["storage", [d.storage_brand, d.storage_model, d.storage_type].filter(Boolean).join(" ") || "unknown"],
-    ["os", `${d.os} ${d.kernel}`],
+    ["os", `${d.os} ${d.kernel}`.trim()],
     ["gpu", r.gpu_count === 0 ? "none detected" : `${r.gpu_count} x ${r.gpu_info}${r.unified_memory ? " (unified memory)" : ""}`],
     ["driver", d.driver_version || "-"],
-    ["cuda", d.cuda_version || "-"],
+    ["cuda", `${d.cuda_version || "-"} (nvcc), driver ${r.cuda_driver_version || "-"}`],
     ["compute cap.", d.gpu_compute_capability || "-"],
     ["fingerprint", r.fingerprint],
   ];
