@@ -150,7 +150,9 @@ describe("the agent end to end", () => {
     expect((await post({ ...base, payload: { ...base.payload, engine_name: "vllm; rm -rf /" } })).status).toBe(400);
     expect((await post({ ...base, command_id: "c2", payload: { ...base.payload, model_path: "../../etc" } })).status).toBe(400);
     expect((await post({ ...base, command_id: "c3", type: "run_container" })).status).toBe(400);
-    expect((await fetch(`${agent.url}/api/status`)).status).toBe(401);
+    expect((await fetch(`${agent.url}/metrics`)).status).toBe(401);
+    // The original agent's unauthenticated probe: exactly these fields, nothing else.
+    expect(await (await fetch(`${agent.url}/api/status`)).json()).toEqual({ name: AGENT, running: false, active_containers: 0, active_streams: 0 });
     expect(existsSync(join(w.config.state_dir, "runs")) ? await readdir(join(w.config.state_dir, "runs")) : []).toEqual([]);
     expect((await fetch(`${agent.url}/api/health`)).status).toBe(200);
   });

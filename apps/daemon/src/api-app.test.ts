@@ -15,6 +15,10 @@ const TOKEN = "local-token-123456";
 class TableJobs implements JobsApi {
   readonly jobs = new Map<string, { info: JobInfo; stream: LogStream<JobEnd> }>();
   readonly submitted: CommandRequest[] = [];
+  containers = 0;
+  activeContainers(): number {
+    return this.containers;
+  }
   submit(command: CommandRequest): SubmitResult {
     if (command.type !== "run_test" && command.type !== "cleanup_storage") return { ok: false, status: 400, error: `unsupported command type: ${command.type}` };
     if (this.jobs.has(command.command_id)) return { ok: false, status: 409, error: "duplicate command_id" };
@@ -118,10 +122,10 @@ function readSse(url: string, headers: Record<string, string>, stop: (frames: st
 }
 
 describe("local API: auth", () => {
-  it("health needs no token; everything else needs the exact Bearer token", async () => {
+  it("health and the status probe need no token; everything else needs the exact Bearer token", async () => {
     const { url } = await start();
     expect((await fetch(`${url}/api/health`)).status).toBe(200);
-    expect((await fetch(`${url}/api/status`)).status).toBe(401);
+    expect((await fetch(`${url}/api/status`)).status).toBe(200);
     expect((await fetch(`${url}/api/status`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
     expect((await fetch(`${url}/api/status`, { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(401);
     expect((await fetch(`${url}/metrics`)).status).toBe(401);
@@ -136,6 +140,49 @@ describe("local API: auth", () => {
       jobs: { running: [], queued: [] },
       agent_id: "abc",
     });
+  });
+
+  it("GET /api/status without credentials answers exactly the original's probe fields, with true values", async () => {
+    const { url, jobs } = await start();
+    const probe = async (headers: Record<string, string> = {}) => {
+      const res = await fetch(`${url}/api/status`, { headers });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect(await probe()).toEqual({ status: 200, body: { name: "gpu-node-01", running: false, active_containers: 0, active_streams: 0 } });
+    // An empty Authorization header is no credential either.
+    expect(await probe({ authorization: "" })).toEqual(await probe());
+    jobs.containers = 1;
+    expect((await post(url, runTest)).status).toBe(202);
+    const frames = readSse(`${url}/api/logs/${runTest.command_id}`, auth, (f) => f.some((x) => x.includes("a line")));
+    await expect.poll(async () => (await probe()).body.active_streams, { timeout: 5000 }).toBe(1);
+    expect(await probe()).toEqual({ status: 200, body: { name: "gpu-node-01", running: true, active_containers: 1, active_streams: 1 } });
+    jobs.logs(runTest.command_id)?.append("a line");
+    await frames;
+    // A client that sends a token expects the full body: a wrong one is refused, not downgraded.
+    expect(await probe({ authorization: "Bearer wrong" })).toEqual({ status: 401, body: { error: "Invalid token" } });
+    expect(await probe({ authorization: TOKEN })).toEqual({ status: 401, body: { error: "Invalid token" } });
+    const full = await probe(auth);
+    expect(full.status).toBe(200);
+    expect(Object.keys(full.body)).toEqual(expect.arrayContaining(["storage", "jobs", "agent_id"]));
+  });
+
+  it.each([
+    ["GET", "/metrics"],
+    ["GET", "/api/logs/a1b2c3d4e5f60718"],
+    ["POST", "/api/commands"],
+    ["POST", "/api/status"],
+    ["PUT", "/api/status"],
+    ["GET", "/api/engines"],
+    ["GET", "/api/nothing-here"],
+  ])("without a token, %s %s is 401", async (method, path) => {
+    const { url, jobs } = await start();
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(method === "GET" ? {} : { body: JSON.stringify(runTest) }),
+    });
+    expect(res.status).toBe(401);
+    expect(jobs.submitted).toEqual([]);
   });
 
   it("with no token configured, serves loopback clients", async () => {

@@ -11,7 +11,7 @@ import {
   silentLogger,
 } from "@kitt/protocol";
 
-import { bearerAuth } from "./auth.js";
+import { bearerAuth, isProbe } from "./auth.js";
 import type { JobInfo, JobsApi } from "./jobs-api.js";
 import { streamLogs } from "./sse.js";
 
@@ -86,6 +86,23 @@ export function createApiApp(deps: ApiDeps): express.Express {
 
   app.get("/api/health", (_req, res) => {
     res.json({ status: "ok" });
+  });
+
+  /** What the original agent answered on /api/status: true values, nothing private. */
+  const probe = () => ({
+    name: deps.name,
+    running: deps.jobs.snapshot().running.length > 0,
+    active_containers: deps.jobs.activeContainers?.() ?? 0,
+    active_streams: activeStreams,
+  });
+
+  // The original agent answered /api/status without a token, and the server's
+  // `kitt agent status` and the original CLI probe it so: a request that sends
+  // no credentials gets exactly the probe fields. One that sends a token goes
+  // through the check below (a wrong one is a 401) and gets the full body.
+  app.get("/api/status", (req, res, next) => {
+    if (isProbe(req, deps.token)) res.json(probe());
+    else next();
   });
 
   app.use(bearerAuth(deps.token));
@@ -179,10 +196,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       storage = { used_gb: 0, free_gb: 0, model_count: 0 };
     }
     res.json({
-      name: deps.name,
-      running: jobs.running.length > 0,
-      active_containers: deps.jobs.activeContainers?.() ?? 0,
-      active_streams: activeStreams,
+      ...probe(),
       storage,
       jobs,
       ...(deps.statusExtras?.() ?? {}),

@@ -11,6 +11,18 @@ function isLoopback(address: string | undefined): boolean {
 }
 
 /**
+ * A request with no credentials at all (no or an empty Authorization header)
+ * that the token check would refuse: on /api/status it gets the original
+ * agent's unauthenticated probe answer instead of a 401. A loopback client of
+ * an agent without a token passes the check, so it is not a probe.
+ */
+export function isProbe(req: Request, token: string): boolean {
+  const header = req.get("authorization");
+  if (header !== undefined && header !== "") return false;
+  return token !== "" || !isLoopback(req.socket.remoteAddress);
+}
+
+/**
  * `Authorization: Bearer <token>`, compared in constant time (both sides are
  * hashed first so their lengths match). An agent configured without a token
  * serves local clients only: anything not from loopback is refused.
