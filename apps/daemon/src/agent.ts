@@ -233,6 +233,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       maxQueued: config.max_queued_jobs,
       killGraceMs: config.cancel_grace_s * 1000,
       autoCleanup: () => autoCleanup,
+      // The server hands out one command per heartbeat: once idle, ask for the next one now.
+      onIdle: () => refs.heartbeat?.nudge(),
       logger: logger.child({ component: "runner" }),
     });
 

@@ -98,6 +98,71 @@ describe("HeartbeatLoop: start and cadence", () => {
     expect((await t.sleeper.next()).ms).toBe(30_000);
   });
 
+  it("nudge() (the agent became idle) cuts the 60 s wait after a dispatch short: the next command comes at once", async () => {
+    const srv = await h.server();
+    for (let i = 0; i < 2; i++) srv.queueTest({ agent_name: NAME, model_path: "/m", engine_name: "vllm", suite_name: "quick" });
+    const t = h.loop(srv, { random: () => 0 });
+    await t.loop.start();
+    const floor = await t.sleeper.next();
+    expect(floor.ms).toBe(60_000);
+    expect(t.commands).toHaveLength(1);
+    // The job ran 5 s and ended: the agent is idle, the server still holds one command.
+    t.clock.t += 5_000;
+    t.loop.nudge();
+    await vi.waitFor(() => expect(t.commands).toHaveLength(2), { timeout: 2_000, interval: 5 });
+    expect(srv.heartbeats).toHaveLength(2);
+    // No least-gap wait was needed (5 s had passed); the new wait is the floor again (a job was handed over).
+    expect((await t.sleeper.next()).ms).toBe(60_000);
+    expect(t.sleeper.requested).toEqual([60_000, 60_000]);
+  });
+
+  it("nudge() right after a heartbeat waits the least gap first; nudges while failing leave the backoff alone", async () => {
+    const srv = await h.server();
+    const t = h.loop(srv, { random: () => 0, nudgeMinGapMs: 1_000 });
+    await t.loop.start();
+    await t.sleeper.next();
+    t.clock.t += 300;
+    t.loop.nudge();
+    const gap = await vi.waitFor(() => {
+      const s = t.sleeper.requested;
+      expect(s).toHaveLength(2);
+      return s[1];
+    });
+    expect(gap).toBe(700);
+    expect(srv.heartbeats).toHaveLength(1);
+    t.clock.t += 700;
+    await t.sleeper.fireNext();
+    await vi.waitFor(() => expect(srv.heartbeats).toHaveLength(2), { timeout: 2_000, interval: 5 });
+    expect((await t.sleeper.next()).ms).toBe(30_000);
+
+    // The server fails: a nudge does not hurry past the backoff.
+    srv.failNext(1, 500, { error: "down" }, { path: HEARTBEAT });
+    await t.sleeper.fireNext();
+    await vi.waitFor(() => expect(t.loop.state.health).toBe("failing"), { timeout: 2_000, interval: 5 });
+    const backoff = await t.sleeper.next();
+    t.clock.t += 5_000;
+    t.loop.nudge();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(t.sleeper.sleeping).toBe(true);
+    expect(await t.sleeper.next()).toBe(backoff);
+    expect(srv.requests.filter((r) => HEARTBEAT.test(r.path))).toHaveLength(3);
+  });
+
+  it("nudge() during an in-flight heartbeat sends one more after it", async () => {
+    const srv = await h.server();
+    srv.delayNext(1, 150, { path: HEARTBEAT });
+    const t = h.loop(srv, { agentId: NAME, random: () => 0 });
+    await t.loop.start();
+    await vi.waitFor(() => expect(srv.requests).toHaveLength(1), { timeout: 2_000, interval: 5 });
+    t.loop.nudge();
+    // One least-gap wait (the clock stands still here), then the second heartbeat.
+    expect((await t.sleeper.next()).ms).toBe(1_000);
+    expect(srv.heartbeats).toHaveLength(1);
+    await t.sleeper.fireNext();
+    await vi.waitFor(() => expect(srv.heartbeats).toHaveLength(2), { timeout: 2_000, interval: 5 });
+    expect((await t.sleeper.next()).ms).toBe(30_000);
+  });
+
   it("keeps a longer interval while running", async () => {
     const srv = await h.server();
     srv.setSettings(NAME, { heartbeat_interval_s: 120 });

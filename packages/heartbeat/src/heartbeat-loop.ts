@@ -76,6 +76,8 @@ export class HeartbeatLoop {
   private wake: AbortController | null = null;
   private inflight: AbortController | null = null;
   private beatRequested = false;
+  private nudged = false;
+  private readonly nudgeMinGapMs: number;
   private beatWaiters: Array<() => void> = [];
 
   constructor(options: HeartbeatLoopOptions) {
@@ -89,6 +91,7 @@ export class HeartbeatLoop {
     this.jitterRatio = options.jitterRatio ?? DEFAULT_JITTER_RATIO;
     this.runningMinS = options.runningMinIntervalS ?? DEFAULT_RUNNING_MIN_INTERVAL_S;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.nudgeMinGapMs = options.nudgeMinGapMs ?? 1_000;
     this.status = new StatusReader(options.status, options.statusTimeoutMs ?? 5_000, this.logger);
     this.tracker = new HealthTracker(
       this.logger,
@@ -101,6 +104,9 @@ export class HeartbeatLoop {
     this.intervalS = clampInterval(options.intervalS ?? DEFAULT_INTERVAL_S);
     if (!(this.backoff.baseMs > 0 && this.backoff.maxMs >= this.backoff.baseMs)) {
       throw new KittError(`heartbeat backoff needs 0 < baseMs <= maxMs, got ${JSON.stringify(this.backoff)}`, { code: "USAGE" });
+    }
+    if (!(Number.isFinite(this.nudgeMinGapMs) && this.nudgeMinGapMs >= 0)) {
+      throw new KittError(`heartbeat nudgeMinGapMs must be a number >= 0, got ${this.nudgeMinGapMs}`, { code: "USAGE" });
     }
     if (!(this.jitterRatio >= 0 && this.jitterRatio <= 1)) {
       throw new KittError(`heartbeat jitterRatio must be within 0..1, got ${this.jitterRatio}`, { code: "USAGE" });
@@ -155,6 +161,23 @@ export class HeartbeatLoop {
     });
   }
 
+  /**
+   * The agent became idle (its last job ended, nothing waits): the server may
+   * hold more commands, and it hands out one per heartbeat, so the next
+   * heartbeat goes now instead of after the interval (or the 60 s floor while
+   * a job ran). Never sooner than nudgeMinGapMs after the previous attempt; a
+   * nudge during a heartbeat in flight sends one more after it. While the
+   * server fails or refuses the token the backoff stands and a nudge does
+   * nothing.
+   */
+  nudge(): void {
+    if (this.loop === null || this.stopping) return;
+    const health = this.tracker.health;
+    if (health === "failing" || health === "unauthorized") return;
+    this.nudged = true;
+    this.wake?.abort();
+  }
+
   get state(): HeartbeatState {
     const t = this.tracker;
     return {
@@ -180,20 +203,36 @@ export class HeartbeatLoop {
   private async run(): Promise<void> {
     while (!this.stopping) {
       this.beatRequested = false;
+      this.nudged = false;
       const waiters = this.beatWaiters.splice(0);
       await this.attempt();
       for (const resolve of waiters) resolve();
       if (this.stopping) break;
       if (this.beatRequested) continue;
-      this.nextDelayMs = this.nextDelay();
-      this.wake = new AbortController();
-      try {
-        await this.sleep(this.nextDelayMs, this.wake.signal);
-      } catch {
-        // Woken by beatNow() or stop().
-      } finally {
-        this.wake = null;
+      if (!this.nudged) {
+        this.nextDelayMs = this.nextDelay();
+        await this.pause(this.nextDelayMs);
       }
+      // Nudged (before or during the wait): the next beat goes once the least gap since the last attempt has passed.
+      if (this.nudged && !this.stopping && !this.beatRequested) {
+        const gap = (this.lastAttemptAt ?? 0) + this.nudgeMinGapMs - this.now();
+        if (gap > 0) {
+          this.nextDelayMs = gap;
+          await this.pause(gap);
+        }
+      }
+    }
+  }
+
+  /** Sleeps `ms`, cut short by beatNow(), nudge() or stop(). */
+  private async pause(ms: number): Promise<void> {
+    this.wake = new AbortController();
+    try {
+      await this.sleep(ms, this.wake.signal);
+    } catch {
+      // Woken.
+    } finally {
+      this.wake = null;
     }
   }
 

@@ -121,6 +121,8 @@ export interface HeartbeatLoopOptions {
   jitterRatio?: number;
   /** Floor of the interval while a job runs; default 60 s. */
   runningMinIntervalS?: number;
+  /** Least time between two heartbeats that nudge() brings forward; default 1 s. */
+  nudgeMinGapMs?: number;
   /** Per-request timeout for register and heartbeat; default 15 s. */
   requestTimeoutMs?: number;
   /** How long the status provider may take before a heartbeat goes without its figures; default 5 s. */

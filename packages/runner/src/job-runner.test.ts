@@ -262,6 +262,32 @@ describe("JobRunner: queue", () => {
   });
 });
 
+describe("JobRunner: onIdle", () => {
+  it("fires once the last job ended and nothing waits, and after a refusal reported while idle; never while a job waits", async () => {
+    const idle: string[] = [];
+    const ref: { runner?: JobRunner } = {};
+    const t = await setup({ onIdle: () => idle.push(`idle running=${ref.runner?.runningCount} queued=${ref.runner?.queuedCount}`) });
+    ref.runner = t.runner;
+    for (const id of ["1", "2", "3"]) expect(t.runner.submit(runTest(id, { model_path: join(t.share, "Qwen-0.5B") })).accepted).toBe(true);
+    await t.runner.whenIdle();
+    // Three jobs, one idle moment: after the third.
+    expect(idle).toEqual(["idle running=0 queued=0"]);
+    expect(t.reporter.trail().at(-1)).toBe("status t-3 completed");
+
+    const refused = t.runner.submit({ kind: "unknown", command_id: "c-9", test_id: "t-9", type: "install_engine", payload: {} } as ServerCommand);
+    expect(refused.accepted).toBe(false);
+    await until(() => idle.length === 2, "onIdle after the refusal");
+    // Called after the refusal was reported, so the server already knows.
+    expect(t.reporter.trail().at(-1)).toBe("status t-9 failed");
+
+    // A callback that throws is logged, the runner goes on.
+    const t2 = await setup({ onIdle: () => { throw new Error("boom"); } });
+    t2.runner.submit(runTest("4", { model_path: join(t2.share, "Qwen-0.5B") }));
+    await t2.runner.whenIdle();
+    expect(t2.logger.records.some((r) => r.level === "error" && /onIdle callback failed: boom/.test(r.message))).toBe(true);
+  });
+});
+
 describe("JobRunner: refused commands", () => {
   it("unsupported types and invalid commands are reported failed, nothing runs", async () => {
     const t = await setup();

@@ -66,6 +66,13 @@ export interface JobRunnerOptions {
   keepFinished?: number;
   ringLines?: number;
   maxLineChars?: number;
+  /**
+   * Called each time a command has settled (a job ended, or a command was
+   * refused and reported) and no job runs or waits in the queue (service
+   * containers and queries may still run): the moment to ask the server for
+   * the next command. Must not throw (an exception is logged).
+   */
+  onIdle?: () => void;
   logger?: Logger;
   now?: () => number;
 }
@@ -391,7 +398,8 @@ export class JobRunner {
     }
     void persisted
       .catch((err: unknown) => this.logger.error(`cannot journal the refusal of ${commandId ?? `a command of test ${testId}`}: ${errorText(err)}`))
-      .then(() => this.deliver({ key, commandId, testId }, outcome, { statusToo: !busy }));
+      .then(() => this.deliver({ key, commandId, testId }, outcome, { statusToo: !busy }))
+      .then(() => this.notifyIdle());
     return { accepted: false, error, reported: true, persisted };
   }
 
@@ -539,6 +547,17 @@ export class JobRunner {
     if (lane === "immediate") this.immediate.delete(job);
     this.remember(job);
     this.pump();
+    this.notifyIdle();
+  }
+
+  /** Calls onIdle when nothing runs or waits in the queue lane. */
+  private notifyIdle(): void {
+    if (this.running.size > 0 || this.queue.length > 0 || this.opts.onIdle === undefined) return;
+    try {
+      this.opts.onIdle();
+    } catch (err) {
+      this.logger.error(`onIdle callback failed: ${errorText(err)}`);
+    }
   }
 
   /** Writes the job's acceptance to the journal; the returned promise is the job's `persisted`. */

@@ -68,7 +68,7 @@ export function mountAgentRoutes(router: Router, store: FakeStore): void {
       if (!isPlainObject(body) || !heartbeatIsValid(body)) return sendError(res, 400, "Invalid heartbeat payload");
       agent.lastHeartbeat = body;
       const commands = store.takeNextCommand(agent);
-      store.heartbeats.push({ agentId: agent.id, idInPath, body, commands });
+      store.heartbeats.push({ agentId: agent.id, idInPath, body, commands, at: Date.now() });
       res.status(200).json({ ack: true, agent_id: agent.id, commands, settings: { ...agent.settings } });
     })
     .all(methodNotAllowed);

@@ -125,7 +125,7 @@ describe("heartbeat", () => {
       model_share_source: "",
       model_storage_dir: "~/.kitt/models",
     });
-    expect(server.heartbeats).toEqual([{ agentId: id, idInPath: id, body: HB, commands: [] }]);
+    expect(server.heartbeats).toEqual([{ agentId: id, idInPath: id, body: HB, commands: [], at: expect.any(Number) }]);
   });
 
   it("accepts a heartbeat without a body", async () => {

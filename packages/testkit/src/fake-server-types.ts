@@ -71,6 +71,8 @@ export interface RecordedHeartbeat {
   body: Record<string, unknown>;
   /** Commands handed out in the response (zero or one). */
   commands: Command[];
+  /** When the server answered it (ms since the epoch). */
+  at: number;
 }
 
 export interface RecordedResult {
