@@ -52,6 +52,19 @@ function openStream(url: string, commandId: string): Promise<{ status: number; c
   });
 }
 
+/** Awaits `p`, failing with the step's name when it takes longer than `ms` (a hang names itself). */
+async function step<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${name}: not done after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function spawnWorld(limits: Record<string, number>) {
   const w = await makeWorld(await tempDir(), { sleepSeconds: 300, lines: 1 });
   worlds.push(w);
@@ -59,7 +72,7 @@ async function spawnWorld(limits: Record<string, number>) {
   await writeFile(configPath, JSON.stringify(w.config));
   const child = spawnAgent(configPath, { apiLimits: limits });
   pids.push(child.pid!);
-  const url = await agentReady(child);
+  const url = await step("agent ready", agentReady(child), 15_000);
   return { w, child, url, port: Number(new URL(url).port) };
 }
 
@@ -67,10 +80,10 @@ describe("local API resource caps (a real daemon in its own process)", () => {
   it("300 idle connections over the cap are refused at once, the idle ones are cut, SSE streams stay and are capped, fds stay bounded", async () => {
     const { w, child, url, port } = await spawnWorld({ maxConnections: 40, maxStreams: 3, idleTimeoutMs: 1_000 });
     const row = w.server.queueTest({ agent_name: AGENT, model_path: MODEL, engine_name: "vllm", suite_name: "quick" });
-    await w.server.waitFor(() => w.server.statuses(row.id).includes("running"), 20_000);
+    await w.server.waitFor(() => w.server.statuses(row.id).includes("running"), 15_000);
 
     // Three readers take every stream slot; a fourth is told to come back later.
-    const streams = await Promise.all([1, 2, 3].map(() => openStream(url, row.command_id)));
+    const streams = await step("three streams open", Promise.all([1, 2, 3].map(() => openStream(url, row.command_id))), 5_000);
     expect(streams.map((s) => s.status)).toEqual([200, 200, 200]);
     const refused = await fetch(`${url}/api/logs/${row.command_id}`, { headers: auth });
     expect(refused.status).toBe(503);
@@ -79,14 +92,14 @@ describe("local API resource caps (a real daemon in its own process)", () => {
 
     // 340 idle sockets: the cap leaves room for 37 next to the 3 streams, the rest are closed at once.
     const started = Date.now();
-    const idle = await Promise.all(Array.from({ length: 340 }, () => idleSocket(port)));
+    const idle = await step("340 sockets connected", Promise.all(Array.from({ length: 340 }, () => idleSocket(port))), 10_000);
     const closedAt = idle.map((s) => s.closed);
     const early = await Promise.race([Promise.all(closedAt.slice(50)), new Promise((r) => setTimeout(r, 5_000, "late"))]);
     expect(early).not.toBe("late");
     expect(fdCount(child.pid!)).toBeLessThanOrEqual(baseline + 40);
 
     // Within a few seconds the idle ones inside the cap are cut too, and a new client is answered.
-    const allClosed = await Promise.all(closedAt);
+    const allClosed = await step("every idle socket closed", Promise.all(closedAt), 10_000);
     expect(Math.max(...allClosed) - started).toBeLessThan(5_000);
     const status = await fetch(`${url}/api/status`, { headers: auth });
     expect(status.status).toBe(200);
@@ -97,8 +110,9 @@ describe("local API resource caps (a real daemon in its own process)", () => {
     const streamClosed = await Promise.race([Promise.any(streams.map((s) => s.closed)).then(() => "closed"), new Promise((r) => setTimeout(r, 200, "open"))]);
     expect(streamClosed).toBe("open");
     process.kill(child.pid!, "SIGTERM");
-    await new Promise((r) => child.once("exit", r));
-  }, 60_000);
+    await step("agent exit after SIGTERM", new Promise((r) => child.once("exit", r)), 15_000);
+    // Every step above is bounded and names itself when late; this only backs them up.
+  }, 120_000);
 });
 
 describe("resolveApiLimits", () => {
