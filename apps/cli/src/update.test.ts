@@ -1,4 +1,6 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -6,30 +8,104 @@ import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, type FakeKittServer } from "@kitt/testkit";
 
-import { cliEnv, runCli, startCliBackground, until, type Background } from "./test-cli.js";
+import { BIN, cliEnv, runCli, startCliBackground, until, type Background } from "./test-cli.js";
 import { closedPort } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const servers: FakeKittServer[] = [];
 const children: Background[] = [];
+const registries: Server[] = [];
+const terminals: ChildProcess[] = [];
+const pids: number[] = [];
 afterEach(async () => {
+  // The agent under script(1) leads its own session: it is killed by pid, then script.
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const t of terminals.splice(0)) {
+    try {
+      process.kill(-(t.pid ?? 0), "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const r of registries.splice(0)) await new Promise((done) => r.close(done));
   for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill("SIGKILL");
   for (const s of servers.splice(0)) await s.close();
 });
 
 /** An agent package in the npm pack layout: package/{package.json,bin/run.js,dist/main.js}, gzipped tar. */
-async function makePackage(dir: string, version: string, name = "@kitt/cli"): Promise<Buffer> {
+async function makePackage(dir: string, version: string, name = "@kitt/cli", manifest: Record<string, unknown> = {}): Promise<Buffer> {
   const root = join(dir, `src-${version}-${name.replace(/\W/g, "")}`);
   const pkg = join(root, "package");
   await mkdir(join(pkg, "bin"), { recursive: true });
   await mkdir(join(pkg, "dist"), { recursive: true });
-  await writeFile(join(pkg, "package.json"), JSON.stringify({ name, version, type: "module" }));
+  await writeFile(join(pkg, "package.json"), JSON.stringify({ name, version, type: "module", ...manifest }));
   await writeFile(join(pkg, "bin", "run.js"), `console.log("kitt-agent ${version}");\n`);
   await writeFile(join(pkg, "dist", "main.js"), "export {};\n");
   const tgz = join(root, "pkg.tgz");
   const r = spawnSync("tar", ["-czf", tgz, "-C", root, "package"], { timeout: 30_000 });
   expect(r.status).toBe(0);
   return readFile(tgz);
+}
+
+/** A tarball of arbitrary files under `top/` (a dependency's npm layout, or a Python sdist). */
+async function tarOf(dir: string, top: string, files: Record<string, string>): Promise<Buffer> {
+  const root = join(dir, `tar-${createHash("sha1").update(JSON.stringify([top, files])).digest("hex").slice(0, 8)}`);
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(root, top, path, ".."), { recursive: true });
+    await writeFile(join(root, top, path), text);
+  }
+  const r = spawnSync("tar", ["-czf", join(root, "out.tgz"), "-C", root, top], { timeout: 30_000 });
+  expect(r.status).toBe(0);
+  return readFile(join(root, "out.tgz"));
+}
+
+const sri = (data: Buffer) => `sha512-${createHash("sha512").update(data).digest("base64")}`;
+
+/**
+ * A stand-in npm registry on 127.0.0.1: package documents and tarballs,
+ * each version listed with the integrity of its tarball unless `integrity`
+ * overrides it (a tampered listing).
+ */
+async function startRegistry() {
+  type Listed = { latest?: string; versions: Map<string, { tarball: Buffer; integrity?: string }> };
+  const packages = new Map<string, Listed>();
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const url = decodeURIComponent(req.url ?? "/");
+    requests.push(`${req.method} ${url}`);
+    const tar = /^\/tarballs\/(.+)\/-\/(\d[^/]*)\.tgz$/.exec(url);
+    if (tar?.[1] !== undefined && tar[2] !== undefined) {
+      const v = packages.get(tar[1])?.versions.get(tar[2]);
+      if (v === undefined) return void res.writeHead(404).end("{}");
+      return void res.writeHead(200, { "content-type": "application/octet-stream" }).end(v.tarball);
+    }
+    const name = url.slice(1);
+    const pkg = packages.get(name);
+    if (pkg === undefined) return void res.writeHead(404, { "content-type": "application/json" }).end('{"error":"Not found"}');
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const versions = Object.fromEntries(
+      [...pkg.versions].map(([version, v]) => [version, { name, version, dist: { tarball: `${base}/tarballs/${name}/-/${version}.tgz`, integrity: v.integrity ?? sri(v.tarball) } }]),
+    );
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name, "dist-tags": pkg.latest !== undefined ? { latest: pkg.latest } : {}, versions }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  registries.push(server);
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
+    requests,
+    publish(name: string, version: string, tarball: Buffer, options: { integrity?: string } = {}) {
+      const pkg: Listed = packages.get(name) ?? { versions: new Map() };
+      pkg.versions.set(version, { tarball, ...(options.integrity !== undefined ? { integrity: options.integrity } : {}) });
+      pkg.latest = version;
+      packages.set(name, pkg);
+    },
+  };
 }
 
 async function setup() {
@@ -140,5 +216,133 @@ describe("kitt-agent update", () => {
     // The package's bin/run.js only prints its version: seeing it proves the new entry was started.
     const log = join(w.home, ".kitt", "logs", "agent-start.log");
     await until(() => existsSync(log) && readFileSync(log, "utf8").includes("kitt-agent 0.3.0"), 20_000, "the new version to start");
+  });
+
+  it("against a stock KITT server (the original agent's Python sdist, or a 500): one line says so, nothing changes", async () => {
+    const w = await setup();
+    w.server.setAgentPackage(await makePackage(w.home, "0.2.0"), "kitt-agent-0.2.0.tgz");
+    expect((await runCli(["update"], w.env)).code).toBe(0);
+    const before = { current: await w.current(), listing: await w.listing() };
+    const hint = "update this agent with kitt-agent update --from-registry [VERSION], or serve a package made by apps/cli/scripts/pack-agent.mjs";
+
+    const sdist = await tarOf(w.home, "kitt_agent-0.4.2", { "PKG-INFO": "Metadata-Version: 2.1\nName: kitt-agent\n", "pyproject.toml": "[project]\nname = 'kitt-agent'\n" });
+    w.server.setAgentPackage(sdist, "kitt_agent-0.4.2.tar.gz");
+    const python = await runCli(["update"], w.env);
+    expect(python.code).toBe(1);
+    expect(python.stderr).toBe(`Error: the KITT server offers the original Python agent's package (kitt_agent-0.4.2.tar.gz), not this agent's: nothing changed; ${hint}\n`);
+    // Recognised by its name: not even downloaded.
+    expect(w.server.requests.filter((r) => r.path === "/api/v1/agent/package")).toHaveLength(1);
+
+    // The same sdist under another name is recognised after the download by what it holds.
+    w.server.setAgentPackage(sdist, "agent.tgz");
+    const renamed = await runCli(["update"], w.env);
+    expect(renamed.code).toBe(1);
+    expect(renamed.stderr).toBe(`Error: the KITT server offers the original Python agent's package (a Python sdist, kitt_agent-0.4.2), not this agent's: nothing changed; ${hint}\n`);
+
+    w.server.failNext(10, 500, { error: "Failed to build agent package" }, { method: "GET", path: "/api/v1/agent/package/sha256" });
+    const broken = await runCli(["update", "--restart"], w.env);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toBe(
+      `Error: the KITT server has no agent package to offer (GET /api/v1/agent/package/sha256 failed with HTTP 500: Failed to build agent package); a stock KITT server only builds the original Python agent's there: ${hint}\n`,
+    );
+    expect({ current: await w.current(), listing: await w.listing() }).toEqual(before);
+  });
+
+  it("--from-registry installs @kitt/cli checked against the registry's integrity, with its dependencies; latest, up to date, refusals, rollback", async () => {
+    const w = await setup();
+    const reg = await startRegistry();
+    reg.publish(
+      "kitt-fake-dep",
+      "1.0.0",
+      await tarOf(w.home, "package", { "package.json": JSON.stringify({ name: "kitt-fake-dep", version: "1.0.0", main: "index.js" }), "index.js": "module.exports = 42;\n" }),
+    );
+    // A published package as pnpm publishes it, plus what must not matter on the host: dev dependencies and scripts.
+    const manifest = { dependencies: { "kitt-fake-dep": "^1.0.0" }, devDependencies: { "@kitt/testkit": "0.1.0" }, scripts: { postinstall: "exit 1" } };
+    const v2 = await makePackage(w.home, "0.2.0", "@kitt/cli", manifest);
+    reg.publish("@kitt/cli", "0.2.0", v2);
+    reg.publish("@kitt/cli", "0.3.0", await makePackage(w.home, "0.3.0", "@kitt/cli", manifest));
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(w.env)) if (!/^npm_/i.test(k)) env[k] = v;
+    env.npm_config_cache = join(w.home, "npm-cache");
+
+    const first = await runCli(["update", "--from-registry", "0.2.0", "--registry", reg.url, "--json"], env, { timeoutMs: 120_000 });
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const name2 = `0.2.0-${createHash("sha512").update(v2).digest("hex").slice(0, 12)}`;
+    expect(JSON.parse(first.stdout)).toMatchObject({ source: "registry", version: "0.2.0", switched: true, current: name2, registry: reg.url, integrity: sri(v2) });
+    expect(await w.current()).toBe(join("versions", name2));
+    // Its dependency came from the registry through npm; its scripts and dev dependencies were left out.
+    expect(readFileSync(join(w.agentDir, "current", "node_modules", "kitt-fake-dep", "index.js"), "utf8")).toContain("42");
+    const installed = JSON.parse(readFileSync(join(w.agentDir, "current", "package.json"), "utf8")) as Record<string, unknown>;
+    expect(installed).toMatchObject({ name: "@kitt/cli", version: "0.2.0", dependencies: { "kitt-fake-dep": "^1.0.0" } });
+    expect(installed.devDependencies).toBeUndefined();
+    expect(installed.scripts).toBeUndefined();
+    expect(reg.requests).toContain("GET /kitt-fake-dep");
+
+    const latest = await runCli(["update", "--from-registry", "--registry", reg.url], env, { timeoutMs: 120_000 });
+    expect(latest.stderr).toBe("");
+    expect(latest.stdout).toMatch(/^Installed @kitt\/cli@0\.3\.0 from http:\/\/127\.0\.0\.1:\d+\/ \(sha512-\S+\.\.\., \d+ bytes\) as 0\.3\.0-[0-9a-f]{12}; previous: 0\.2\.0-/m);
+    expect(await w.previous()).toBe(join("versions", name2));
+    const name3 = (await w.current())?.replace("versions/", "");
+
+    const tarballGets = () => reg.requests.filter((r) => r.startsWith("GET /tarballs/@kitt/cli/")).length;
+    const gets = tarballGets();
+    const same = await runCli(["update", "--from-registry", "--registry", reg.url, "--restart"], env);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toBe(`Already up to date: ${name3}.\nNothing new: the agent is not restarted.\n`);
+    expect(tarballGets()).toBe(gets);
+
+    const before = { current: await w.current(), listing: await w.listing() };
+    reg.publish("@kitt/cli", "0.4.0", await makePackage(w.home, "0.4.0"), { integrity: sri(Buffer.from("another tarball")) });
+    const tampered = await runCli(["update", "--from-registry", "--registry", reg.url], env);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toMatch(/^Error: @kitt\/cli@0\.4\.0: the tarball's sha512-\S+ does not match the registry's sha512-\S+; nothing changed\n$/);
+    reg.publish("@kitt/cli", "0.5.0", await makePackage(w.home, "0.5.0"), { integrity: "sha1-AAAAAAAAAAAAAAAAAAAAAAAAAAA=" });
+    const unverified = await runCli(["update", "--from-registry", "--registry", reg.url], env);
+    expect(unverified.stderr).toBe(`Error: @kitt/cli@0.5.0 on ${reg.url} has no sha512 integrity: refusing an unverified package; nothing changed\n`);
+    const missing = await runCli(["update", "--from-registry", "9.9.9", "--registry", reg.url], env);
+    expect(missing.stderr).toBe(`Error: ${reg.url} has no @kitt/cli@9.9.9 (latest is 0.5.0)\n`);
+    reg.publish("@kitt/cli", "0.6.0", await makePackage(w.home, "0.6.0", "@kitt/cli", { dependencies: { "kitt-no-such-dep": "^1.0.0" } }));
+    const depFails = await runCli(["update", "--from-registry", "--registry", reg.url], env, { timeoutMs: 120_000 });
+    expect(depFails.code).toBe(1);
+    expect(depFails.stderr).toMatch(/^Error: npm install of @kitt\/cli@0\.6\.0's dependencies failed \(exit \d+\): .*; nothing changed\n$/);
+    expect({ current: await w.current(), listing: await w.listing() }).toEqual(before);
+
+    const back = await runCli(["update", "--rollback"], env);
+    expect(back.code).toBe(0);
+    expect(await w.current()).toBe(join("versions", name2));
+
+    const usage = await runCli(["update", "0.3.0"], env);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toBe("Error: a VERSION (0.3.0) only goes with --from-registry\n");
+    const badVersion = await runCli(["update", "--from-registry", "latest; rm -rf /", "--registry", reg.url], env);
+    expect(badVersion.stderr).toBe('Error: VERSION must be an exact version such as 0.2.0, got "latest; rm -rf /"\n');
+    const badRegistry = await runCli(["update", "--from-registry", "--registry", "ftp://example"], env);
+    expect(badRegistry.stderr).toBe('Error: --registry must be an http(s) URL, got "ftp://example"\n');
+  }, 240_000);
+
+  it("--restart never replaces an agent running in the foreground on a terminal", async () => {
+    const w = await setup();
+    // A real pseudo-terminal: script(1) runs the agent as a terminal session would.
+    const quoted = [process.execPath, BIN, "start"].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+    const term = spawn("script", ["-qfec", quoted, "/dev/null"], { env: w.env, cwd: w.home, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    terminals.push(term);
+    let seen = "";
+    term.stdout.setEncoding("utf8").on("data", (c: string) => (seen += c));
+    await until(() => /running; local API on/.test(seen) || term.exitCode !== null, 45_000, "the agent on a terminal to start");
+    expect(seen).toMatch(/running; local API on/);
+    const pidFile = join(w.home, ".kitt", "agent.pid");
+    await until(() => existsSync(pidFile), 10_000, "the pid file");
+    const agentPid = Number(readFileSync(pidFile, "utf8").trim());
+    pids.push(agentPid);
+    w.server.setAgentPackage(await makePackage(w.home, "0.3.0"), "kitt-agent-0.3.0.tgz");
+    const r = await runCli(["update", "--restart"], { ...w.env, KITT_AGENT_UNIT_DIR: join(w.home, "units") });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      new RegExp(`the agent \\(pid ${agentPid}\\) runs in the foreground on a terminal \\(/dev/pts/\\d+\\): not replaced behind its back; stop it \\(Ctrl-C\\) and run kitt-agent start to run the new version`),
+    );
+    expect(term.exitCode).toBeNull();
+    expect(() => process.kill(agentPid, 0)).not.toThrow();
   });
 });

@@ -35,7 +35,7 @@ describe("the agent end to end", () => {
   it("registers, takes a job from the heartbeat, stages the model, runs, streams logs, reports the result, evicts", async () => {
     const w = await world({ lines: 20, stderrLine: true });
     const agent = await w.start();
-    expect(w.server.registrations[0]?.body).toMatchObject({ name: AGENT, hostname: expect.any(String), port: agent.port, kitt_version: "0.1.0" });
+    expect(w.server.registrations[0]?.body).toMatchObject({ name: AGENT, hostname: expect.any(String), port: agent.port, kitt_version: "kitt-agent-ts/0.1.0" });
     const row = queue(w);
     expect(await terminal(w, row.id)).toEqual(["running", "completed"]);
     const lines = w.server.logLines(row.id).flatMap((l) => l.split("\n"));

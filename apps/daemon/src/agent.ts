@@ -18,7 +18,7 @@ import { reportLostDispatches } from "./lost-dispatches.js";
 import { type AgentLogger, createAgentLogger } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
 import { checkStateDir } from "./state-dir.js";
-import { AGENT_VERSION } from "./version.js";
+import { AGENT_VERSION, REPORTED_VERSION } from "./version.js";
 
 export const SHUTDOWN_REASON = "Agent shutting down";
 export const RESTART_REASON = "Agent restarted during the job";
@@ -154,7 +154,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       name: config.name,
       hostname: system?.hostname ?? hostname(),
       port: config.port,
-      kitt_version: AGENT_VERSION,
+      kitt_version: REPORTED_VERSION,
       capabilities: [],
       ...(system !== undefined ? registrationFields(system) : {}),
     };

@@ -11,6 +11,8 @@ export interface CommandResult {
 export interface RunOptions {
   timeoutMs: number;
   env?: NodeJS.ProcessEnv;
+  /** Working directory (default: this process's). */
+  cwd?: string;
   /** Let the command talk to the terminal (sudo's password prompt). */
   interactive?: boolean;
 }
@@ -29,6 +31,7 @@ export const runCommand: CommandRunner = (command, args, options) =>
     const shown = [command, ...args].join(" ");
     const child = spawn(command, args, {
       env: options.env ?? process.env,
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       stdio: [options.interactive ? "inherit" : "ignore", "pipe", "pipe"],
     });
     let stdout = "";
