@@ -98,9 +98,14 @@ export class NvmlDevice {
     });
   }
 
-  /** Every field, each read once; fields the device does not report are left out. */
+  /**
+   * Every field, each read once; fields the device does not report are left
+   * out. `pciBusId` is "" where the driver has no nvmlDeviceGetPciInfo*
+   * (older drivers and some boards): the other fields still describe the GPU.
+   */
   info(): GpuInfo {
-    const info: GpuInfo = { index: this.index, name: this.name(), uuid: this.uuid(), pciBusId: this.pciBusId() };
+    const pciBusId = this.session.optional(() => this.pciBusId()) ?? "";
+    const info: GpuInfo = { index: this.index, name: this.name(), uuid: this.uuid(), pciBusId };
     const memory = this.memoryInfo();
     if (memory) info.memory = memory;
     const utilization = this.utilization();

@@ -36,6 +36,24 @@ describe("symbols missing from an older driver", () => {
     expect(Nvml.open({ env }).device(0).pciBusId()).toBe("00000000:3B:00.0");
   });
 
+  it("a driver without nvmlDeviceGetPciInfo*: info() and devices() still name every GPU, with an empty bus id", async () => {
+    const env = await fakeNvmlEnv({
+      gpus: [
+        { name: "NVIDIA H200", memoryTotal: 150_754_820_096 },
+        { name: "NVIDIA H200", memoryTotal: 150_754_820_096 },
+      ],
+      missingSymbols: ["nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2"],
+    });
+    const nvml = Nvml.open({ env });
+    expect(() => nvml.device(0).pciBusId()).toThrow(NvmlError);
+    const devices = nvml.devices();
+    expect(devices.map((d) => [d.index, d.name, d.pciBusId, d.memory?.total])).toEqual([
+      [0, "NVIDIA H200", "", 150_754_820_096],
+      [1, "NVIDIA H200", "", 150_754_820_096],
+    ]);
+    expect(devices[0]?.computeCapability).toBeDefined();
+  });
+
   it("throws FUNCTION_NOT_FOUND for a version query the driver cannot answer", async () => {
     const env = await fakeNvmlEnv({ gpus: [], missingSymbols: ["nvmlSystemGetCudaDriverVersion"] });
     const nvml = Nvml.open({ env });

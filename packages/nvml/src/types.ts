@@ -28,7 +28,7 @@ export interface GpuInfo {
   index: number;
   name: string;
   uuid: string;
-  /** "00000000:1B:00.0" (eight-digit domain, as nvmlDeviceGetPciInfo_v3 reports it). */
+  /** "00000000:1B:00.0" (eight-digit domain, as nvmlDeviceGetPciInfo_v3 reports it); "" when the driver cannot say. */
   pciBusId: string;
   memory?: MemoryInfo;
   utilization?: Utilization;
