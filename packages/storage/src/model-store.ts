@@ -200,6 +200,7 @@ export class ModelStore {
       env: this.deps.env,
       mountInfoPath: this.deps.mountInfoPath,
       mkdir: this.deps.mkdir,
+      uid: this.deps.uid,
       timeouts: this.deps.mountTimeouts,
       log: (level, message) => {
         this.deps.logger[level](message);

@@ -18,11 +18,13 @@ async function fakeBin(dir: string): Promise<string> {
   await writeScript(
     path.join(bin, "mount"),
     `echo "mount $*" >> "$FAKE_LOG"
+for last in "$@"; do :; done
 case "$FAKE_MOUNT" in
-  ok) cp -R "$FAKE_SHARE"/. "$1" ;;
+  ok) cp -R "$FAKE_SHARE"/. "$last" ;;
   noop) exit 0 ;;
-  gate) while [ ! -e "$FAKE_GATE" ]; do sleep 0.01; done; cp -R "$FAKE_SHARE"/. "$1" ;;
+  gate) while [ ! -e "$FAKE_GATE" ]; do sleep 0.01; done; cp -R "$FAKE_SHARE"/. "$last" ;;
   hang) exec sleep 30 ;;
+  nfs-only) [ "$1" = "-t" ] || { echo "mount: $1: can't find in /etc/fstab." >&2; exit 32; }; cp -R "$FAKE_SHARE"/. "$last" ;;
   *) echo "mount: $1: can't find in /etc/fstab." >&2; exit 32 ;;
 esac`,
   );
@@ -40,7 +42,8 @@ exit 1`,
   return bin;
 }
 
-async function setup(env: Record<string, string> = {}) {
+/** An unprivileged agent (uid 1000) unless `uid` says otherwise: the suite may well run as root. */
+async function setup(env: Record<string, string> = {}, uid = 1000) {
   const root = await tempDir();
   const bin = await fakeBin(root);
   const content = path.join(root, "nas");
@@ -58,6 +61,7 @@ async function setup(env: Record<string, string> = {}) {
     mkdir: async (d) => {
       await mkdir(d, { recursive: true });
     },
+    uid,
     timeouts: { mountMs: 10_000, mkdirMs: 10_000, mountpointMs: 10_000 },
     log: (level, message) => logs.push(`${level} ${message}`),
   };
@@ -146,6 +150,24 @@ describe("ensureShareMounted", () => {
     expect(outcome.failures[0]).toBe(`\`mount ${s.mount}\` timed out after 300 ms`);
   });
 
+  it("as root runs mount -t nfs itself, never sudo (a root host may have no sudo)", async () => {
+    const s = await setup({ FAKE_MOUNT: "nfs-only", FAKE_SUDO: "ok" }, 0);
+    expect(await ensureShareMounted(s.mount, "nas:/volume1/models", s.deps)).toMatchObject({ mounted: true, how: "mounted nas:/volume1/models" });
+    expect(await s.calls()).toEqual([`mount ${s.mount}`, `mount -t nfs nas:/volume1/models ${s.mount}`]);
+    expect(s.logs).toContain(`info running mount -t nfs nas:/volume1/models ${s.mount}`);
+  });
+
+  it("as root reports a refused mkdir of the mount point without trying sudo", async () => {
+    const s = await setup({ FAKE_MOUNT: "nfs-only" }, 0);
+    s.deps.mkdir = async () => {
+      throw Object.assign(new Error("EACCES: permission denied, mkdir"), { code: "EACCES" });
+    };
+    const outcome = await ensureShareMounted(s.mount, "nas:/v", s.deps);
+    expect(outcome).toMatchObject({ mounted: false, how: `mount point ${s.mount} could not be created` });
+    expect(outcome.failures).toEqual([`cannot create mount point ${s.mount}: EACCES: permission denied, mkdir`]);
+    expect(await s.calls()).toEqual([]);
+  });
+
   it("names a missing executable", async () => {
     const s = await setup();
     s.deps.env = { PATH: path.join(s.root, "empty-bin") };
@@ -157,13 +179,25 @@ describe("ensureShareMounted", () => {
 });
 
 describe("ModelStore with an unmounted share", () => {
+  it("as root (uid 0) mounts with mount -t nfs directly, then stages the model", async () => {
+    const s = await setup({ FAKE_MOUNT: "nfs-only" }, 0);
+    const store = await ModelStore.open(
+      { modelStorageDir: path.join(s.root, "storage"), modelShareMount: s.mount, modelShareSource: "nas:/volume1/models" },
+      { env: s.deps.env, uid: 0, mountInfoPath: s.mountinfo, spaceMarginBytes: 0 },
+    );
+    const model = await store.resolve("/data/models/hf/Qwen/Qwen3-0.6B");
+    expect(model.how).toBe("copied");
+    expect(await s.calls()).toEqual([`mount ${s.mount}`, `mount -t nfs nas:/volume1/models ${s.mount}`]);
+    model.release();
+  });
+
   it("mounts through the fake commands, then stages the model", async () => {
     const s = await setup({ FAKE_MOUNT: "fail", FAKE_SUDO: "ok" });
     const storage = path.join(s.root, "storage");
     const logger = new MemoryLogger();
     const store = await ModelStore.open(
       { modelStorageDir: storage, modelShareMount: s.mount, modelShareSource: "nas:/volume1/models" },
-      { env: s.deps.env, mountInfoPath: s.mountinfo, logger, spaceMarginBytes: 0 },
+      { env: s.deps.env, uid: s.deps.uid, mountInfoPath: s.mountinfo, logger, spaceMarginBytes: 0 },
     );
     const lines: string[] = [];
     const model = await store.resolve("/data/models/hf/Qwen/Qwen3-0.6B", { onLog: (l) => lines.push(l) });
@@ -180,7 +214,7 @@ describe("ModelStore with an unmounted share", () => {
     const storage = path.join(s.root, "storage");
     const store = await ModelStore.open(
       { modelStorageDir: storage, modelShareMount: s.mount, modelShareSource: "nas:/volume1/models" },
-      { env: s.deps.env, mountInfoPath: s.mountinfo, spaceMarginBytes: 0 },
+      { env: s.deps.env, uid: s.deps.uid, mountInfoPath: s.mountinfo, spaceMarginBytes: 0 },
     );
     const lines: string[][] = [[], []];
     const resolves = lines.map((sink) => store.resolve("/data/models/hf/Qwen/Qwen3-0.6B", { onLog: (l) => sink.push(l) }));
@@ -201,7 +235,7 @@ describe("ModelStore with an unmounted share", () => {
     const s = await setup({ FAKE_MOUNT: "fail", FAKE_SUDO: "fail" });
     const store = await ModelStore.open(
       { modelStorageDir: path.join(s.root, "storage"), modelShareMount: s.mount, modelShareSource: "nas:/volume1/models" },
-      { env: s.deps.env, mountInfoPath: s.mountinfo },
+      { env: s.deps.env, uid: s.deps.uid, mountInfoPath: s.mountinfo },
     );
     const err = await store.resolve("/data/models/hf/Qwen/Qwen3-0.6B").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "MODEL_NOT_FOUND" });

@@ -5,7 +5,7 @@ import { readMountPoints } from "./mountinfo.js";
 import { errnoCode, reason } from "./errors.js";
 
 export interface MountTimeouts {
-  /** `mount <mountpoint>` and `sudo -n mount -t nfs ...`. */
+  /** `mount <mountpoint>` and `[sudo -n] mount -t nfs ...`. */
   mountMs: number;
   /** `sudo -n mkdir -p <mountpoint>`. */
   mkdirMs: number;
@@ -19,8 +19,10 @@ export interface MountDeps {
   runCommand: RunCommand;
   env: NodeJS.ProcessEnv;
   mountInfoPath: string;
-  /** `mkdir -p` without privileges; EACCES/EPERM from it triggers `sudo -n mkdir -p`. */
+  /** `mkdir -p` without privileges; EACCES/EPERM from it triggers `sudo -n mkdir -p` (not as root). */
   mkdir: (dir: string) => Promise<void>;
+  /** The agent's user id: root runs `mount` itself, anyone else through `sudo -n`. */
+  uid: number;
   timeouts: MountTimeouts;
   log: (level: "info" | "warn", message: string) => void;
 }
@@ -83,7 +85,8 @@ async function ensureMountPointDir(mount: string, deps: MountDeps, failures: str
     return true;
   } catch (err) {
     const code = errnoCode(err);
-    if (code !== "EACCES" && code !== "EPERM") {
+    // Root was refused already: sudo would change nothing.
+    if ((code !== "EACCES" && code !== "EPERM") || deps.uid === 0) {
       const failure = `cannot create mount point ${mount}: ${reason(err)}`;
       deps.log("warn", failure);
       failures.push(failure);
@@ -99,7 +102,8 @@ const inFlight = new Map<string, Promise<MountOutcome>>();
 /**
  * Make the share available at `mount`: accept it if it already is, else
  * create the mount point, try `mount <mountpoint>` (an fstab entry), then
- * `sudo -n mount -t nfs <source> <mountpoint>`. Never throws for a failed
+ * `mount -t nfs <source> <mountpoint>`, through `sudo -n` unless the agent
+ * runs as root (a root host need not have sudo at all). Never throws for a failed
  * command: the failures come back for the caller's error message.
  *
  * Single-flight per mount point: concurrent resolves on an unmounted share
@@ -139,9 +143,11 @@ async function mountOnce(mount: string, source: string, deps: MountDeps): Promis
   if (source === "") {
     return { mounted: false, how: `no model_share_source to mount on ${mount}`, failures };
   }
-  if (await run("sudo", ["-n", "mount", "-t", "nfs", source, mount], deps.timeouts.mountMs, deps, failures)) {
+  const nfs = ["mount", "-t", "nfs", source, mount];
+  const [command, ...args] = deps.uid === 0 ? nfs : ["sudo", "-n", ...nfs];
+  if (await run(command as string, args, deps.timeouts.mountMs, deps, failures)) {
     if ((await shareAvailable(mount, deps)) !== undefined) return { mounted: true, how: `mounted ${source}`, failures };
-    const failure = `\`sudo -n mount -t nfs ${source} ${mount}\` succeeded but ${mount} is still empty and not a mount point`;
+    const failure = `\`${[command, ...args].join(" ")}\` succeeded but ${mount} is still empty and not a mount point`;
     deps.log("warn", failure);
     failures.push(failure);
   }

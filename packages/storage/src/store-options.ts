@@ -20,6 +20,8 @@ export interface ModelStoreOptions {
   /** Creates the mount point without privileges; default `fs.mkdir(dir, { recursive: true })`. */
   mkdir?: (dir: string) => Promise<void>;
   mountTimeouts?: Partial<MountTimeouts>;
+  /** Decides whether `mount -t nfs` runs directly (0, root) or through `sudo -n`; default process.getuid(). */
+  uid?: number;
   /** Default fs.statfs (bytes available to unprivileged users). */
   freeSpace?: FreeSpaceFn;
   /** Milliseconds since the epoch. */
@@ -52,6 +54,7 @@ export interface StoreDeps {
   mountInfoPath: string;
   mkdir: (dir: string) => Promise<void>;
   mountTimeouts: MountTimeouts;
+  uid: number;
   freeSpace: FreeSpaceFn;
   now: () => number;
   copyConcurrency: number;
@@ -85,6 +88,7 @@ export function resolveDeps(o: ModelStoreOptions): StoreDeps {
         await mkdir(dir, { recursive: true });
       }),
     mountTimeouts: { ...DEFAULT_MOUNT_TIMEOUTS, ...o.mountTimeouts },
+    uid: o.uid ?? process.getuid?.() ?? -1,
     freeSpace: o.freeSpace ?? defaultFreeSpace,
     now,
     copyConcurrency,
