@@ -151,3 +151,25 @@ export function backgroundCleanup(afterEachHook: (fn: () => Promise<void>) => vo
   });
   return state;
 }
+
+/**
+ * `kitt-agent ARGS` on a real pseudo-terminal: script(1) runs it in a
+ * session of its own, as a person's terminal would; `output()` is what the
+ * terminal showed (stdout and stderr together). Put `child.pid` and the
+ * agent's pid into backgroundCleanup's `strays`.
+ */
+export function startOnTerminal(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string } {
+  const quoted = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const child = spawn("script", ["-qfec", quoted, "/dev/null"], { env, cwd: env.HOME, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  let text = "";
+  child.stdout?.setEncoding("utf8").on("data", (c: string) => (text += c));
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => (text += c));
+  return { child, output: () => text };
+}
+
+/** The pid in `<home>/.kitt/agent.pid` once the agent wrote it. */
+export async function agentPid(home: string, timeoutMs = 10_000): Promise<number> {
+  const file = join(home, ".kitt", "agent.pid");
+  await until(() => existsSync(file) && /^\d+\s*$/.test(readFileSync(file, "utf8")), timeoutMs, "the pid file");
+  return Number(readFileSync(file, "utf8").trim());
+}

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
@@ -8,31 +8,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, type FakeKittServer } from "@kitt/testkit";
 
-import { BIN, cliEnv, runCli, startCliBackground, until, type Background } from "./test-cli.js";
+import { agentPid, alive, backgroundCleanup, cliEnv, runCli, startCliBackground, startOnTerminal, until, type Background } from "./test-cli.js";
 import { closedPort } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const servers: FakeKittServer[] = [];
 const children: Background[] = [];
 const registries: Server[] = [];
-const terminals: ChildProcess[] = [];
-const pids: number[] = [];
+const { strays } = backgroundCleanup(afterEach);
 afterEach(async () => {
-  // The agent under script(1) leads its own session: it is killed by pid, then script.
-  for (const pid of pids.splice(0)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  for (const t of terminals.splice(0)) {
-    try {
-      process.kill(-(t.pid ?? 0), "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
   for (const r of registries.splice(0)) await new Promise((done) => r.close(done));
   for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill("SIGKILL");
   for (const s of servers.splice(0)) await s.close();
@@ -323,26 +307,21 @@ describe("kitt-agent update", () => {
 
   it("--restart never replaces an agent running in the foreground on a terminal", async () => {
     const w = await setup();
-    // A real pseudo-terminal: script(1) runs the agent as a terminal session would.
-    const quoted = [process.execPath, BIN, "start"].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-    const term = spawn("script", ["-qfec", quoted, "/dev/null"], { env: w.env, cwd: w.home, stdio: ["pipe", "pipe", "pipe"], detached: true });
-    terminals.push(term);
-    let seen = "";
-    term.stdout.setEncoding("utf8").on("data", (c: string) => (seen += c));
-    await until(() => /running; local API on/.test(seen) || term.exitCode !== null, 45_000, "the agent on a terminal to start");
-    expect(seen).toMatch(/running; local API on/);
-    const pidFile = join(w.home, ".kitt", "agent.pid");
-    await until(() => existsSync(pidFile), 10_000, "the pid file");
-    const agentPid = Number(readFileSync(pidFile, "utf8").trim());
-    pids.push(agentPid);
+    // A real pseudo-terminal: the agent runs as a terminal session would.
+    const term = startOnTerminal(["start"], w.env);
+    strays.push(term.child.pid ?? 0);
+    await until(() => /running; local API on/.test(term.output()) || term.child.exitCode !== null, 45_000, "the agent on a terminal to start");
+    expect(term.output()).toMatch(/running; local API on/);
+    const pid = await agentPid(w.home);
+    strays.push(pid);
     w.server.setAgentPackage(await makePackage(w.home, "0.3.0"), "kitt-agent-0.3.0.tgz");
     const r = await runCli(["update", "--restart"], { ...w.env, KITT_AGENT_UNIT_DIR: join(w.home, "units") });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      new RegExp(`the agent \\(pid ${agentPid}\\) runs in the foreground on a terminal \\(/dev/pts/\\d+\\): not replaced behind its back; stop it \\(Ctrl-C\\) and run kitt-agent start to run the new version`),
+      new RegExp(`the agent \\(pid ${pid}\\) runs in the foreground on a terminal \\(/dev/pts/\\d+\\): not replaced behind its back; stop it \\(Ctrl-C\\) and run kitt-agent start to run the new version`),
     );
-    expect(term.exitCode).toBeNull();
-    expect(() => process.kill(agentPid, 0)).not.toThrow();
+    expect(term.child.exitCode).toBeNull();
+    expect(alive(pid)).toBe(true);
   });
 });

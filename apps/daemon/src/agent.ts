@@ -15,7 +15,7 @@ import { createApiApp } from "./api-app.js";
 import { type ApiLimits, createApiServer, resolveApiLimits } from "./api-server.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { reportLostDispatches } from "./lost-dispatches.js";
-import { type AgentLogger, createAgentLogger } from "./logging.js";
+import { type AgentLogger, createAgentLogger, type LogFormat } from "./logging.js";
 import { claimPidFile } from "./pid-file.js";
 import { checkStateDir } from "./state-dir.js";
 import { AGENT_VERSION, REPORTED_VERSION } from "./version.js";
@@ -34,6 +34,10 @@ const IDLE_HEARTBEAT = {
 
 export interface StartAgentOptions {
   logger?: AgentLogger;
+  /** stdout as JSON lines (default) or readable lines (a terminal); ignored with `logger`. */
+  logFormat?: LogFormat;
+  /** Colour the level of readable lines. */
+  logColour?: boolean;
   /** Environment of benchmarks and storage commands (PATH decides what runs). */
   env?: NodeJS.ProcessEnv;
   /** Hardware detection seams (NVML path, host probe). */
@@ -116,7 +120,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   // Before anything is written there: created 0700, refused when others can plant files in it.
   checkStateDir(config.state_dir);
   const logger =
-    options.logger ?? createAgentLogger({ level: config.log_level, file: join(config.state_dir, "logs", "agent.log"), secrets: [config.token] });
+    options.logger ??
+    createAgentLogger({
+      level: config.log_level,
+      file: join(config.state_dir, "logs", "agent.log"),
+      secrets: [config.token],
+      ...(options.logFormat !== undefined ? { format: options.logFormat } : {}),
+      ...(options.logColour !== undefined ? { colour: options.logColour } : {}),
+    });
   const env = options.env ?? process.env;
   const releasePid = await claimPidFile(join(config.state_dir, "agent.pid"));
   const cleanups: (() => Promise<void> | void)[] = [releasePid];

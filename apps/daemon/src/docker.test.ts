@@ -96,7 +96,7 @@ describe.skipIf(!RUN)("benchmarks in the KITT image (real Docker engine)", () =>
     await w.server.waitFor(() => w.server.results.length === 1, 5000);
     expect(w.server.results[0]?.body).toMatchObject({ command_id: row.command_id, status: "completed", result_data: { throughput_tokens_per_s: 1234.5, ttft_ms_p50: 42 } });
     expect(await containersOf(w)).toEqual([]);
-    expect(w.logText()).toMatch(/running in container kitt-run-/);
+    expect(w.logText()).toMatch(/started: container kitt-run-/);
   });
 
   it("an image of another architecture is skipped with a log line, and the job falls back to the host CLI", async () => {

@@ -5,6 +5,7 @@ export * from "./metrics.js";
 export * from "./agent.js";
 export * from "./agent-metrics.js";
 export * from "./logging.js";
+export { prettyLine } from "./pretty-log.js";
 export * from "./pid-file.js";
 export * from "./state-dir.js";
 export { AGENT_VERSION } from "./version.js";

@@ -6,6 +6,7 @@ import { useTempDir } from "@kitt/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { createAgentLogger } from "./logging.js";
+import { prettyLine } from "./pretty-log.js";
 import { claimPidFile, isAgentProcess, readPid } from "./pid-file.js";
 import { RotatingFile } from "./rotating-file.js";
 
@@ -35,6 +36,28 @@ describe("createAgentLogger", () => {
 });
 
 describe("RotatingFile", () => {
+  it("pretty: readable lines on stdout (time, level, component, message, extra fields), JSON in the file, secrets still scrubbed", async () => {
+    const dir = await tempDir();
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (c: Buffer) => (text += c.toString()));
+    const log = createAgentLogger({ level: "info", format: "pretty", file: join(dir, "agent.log"), stdout: out, secrets: ["tok-secret-1"] });
+    log.child({ component: "runner" }).info("job c1 started: host pid 42", { token: "tok-secret-1", attempt: 2 });
+    log.error("no component here");
+    log.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(text.split("\n")).toEqual([
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}runner: job c1 started: host pid 42 {2}token=\*\*\* attempt=2$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} ERROR no component here$/),
+      "",
+    ]);
+    const file = (await readFile(join(dir, "agent.log"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(file[0]).toMatchObject({ level: "info", component: "runner", msg: "job c1 started: host pid 42", token: "***" });
+    // Colour only when asked; something that is not a JSON record passes through.
+    expect(prettyLine('{"level":"warn","time":"2026-12-03T17:05:01.123Z","msg":"m"}', true)).toBe("17:05:01.123 \x1b[33mWARN \x1b[0m m");
+    expect(prettyLine("not json")).toBe("not json");
+  });
+
   it("rotates by size and keeps N old files", async () => {
     const dir = await tempDir();
     const path = join(dir, "agent.log");

@@ -4,6 +4,7 @@ import { pino, type Logger as Pino } from "pino";
 
 import type { LogLevel, Logger } from "@kitt/protocol";
 
+import { PrettyLogStream } from "./pretty-log.js";
 import { RotatingFile } from "./rotating-file.js";
 
 export interface AgentLoggerOptions {
@@ -12,11 +13,21 @@ export interface AgentLoggerOptions {
   file?: string;
   /** Defaults to stdout (journald reads it). */
   stdout?: Writable;
+  /**
+   * What goes to stdout: JSON lines (default; journald and log shippers) or
+   * readable lines for a person at a terminal (time, level, message). The
+   * file always gets JSON.
+   */
+  format?: LogFormat;
+  /** Colour the level in pretty lines (a terminal that wants it). */
+  colour?: boolean;
   /** Strings that must never reach a log line (the agent token). */
   secrets?: string[];
   maxFileBytes?: number;
   keepFiles?: number;
 }
+
+export type LogFormat = "json" | "pretty";
 
 export interface AgentLogger extends Logger {
   child(bindings: Record<string, unknown>): AgentLogger;
@@ -52,7 +63,8 @@ function wrap(p: Pino, redact: (text: string) => string): AgentLogger {
  */
 export function createAgentLogger(options: AgentLoggerOptions): AgentLogger {
   const stdout = options.stdout ?? process.stdout;
-  const streams: { stream: Writable; level: LogLevel }[] = [{ stream: stdout, level: options.level }];
+  const screen = options.format === "pretty" ? new PrettyLogStream(stdout, options.colour === true) : stdout;
+  const streams: { stream: Writable; level: LogLevel }[] = [{ stream: screen, level: options.level }];
   if (options.file !== undefined) {
     const file = options.file;
     // A log file that stops taking lines (disk full) must not stop the agent: say so once, on stdout.

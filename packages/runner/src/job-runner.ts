@@ -244,6 +244,7 @@ export class JobRunner {
     this.jobs.set(spec.commandId, job);
     const persisted = this.journalJob(job);
     this.queue.push(job);
+    this.logger.info(`job ${spec.commandId} received: ${describeSpec(spec)}${mustWait ? `, queued behind ${this.running.size + waiting} job(s)` : ""}`);
     if (mustWait) job.log(`Queued behind ${this.running.size + waiting} job(s)`);
     this.pump();
     return { accepted: true, job: job.info(), persisted };
@@ -471,6 +472,7 @@ export class JobRunner {
     const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
     this.jobs.set(spec.commandId, job);
     const persisted = this.journalJob(job);
+    this.logger.info(`job ${spec.commandId} received: ${describeSpec(spec)}`);
     this.immediate.add(job);
     void this.execute(job, true);
     return { accepted: true, job: job.info(), persisted };
@@ -530,6 +532,11 @@ export class JobRunner {
     job.outcome = outcome;
     job.endedAt = this.now();
     job.log(outcome.status === "completed" ? "Job completed" : `Job failed: ${outcome.error ?? ""}`);
+    const took = job.startedAt !== undefined ? `${((job.endedAt - job.startedAt) / 1000).toFixed(1)} s` : "never started";
+    this.logger.info(
+      `job ${job.commandId} (test ${job.testId}) finished: ${outcome.status}${outcome.error !== undefined ? ` (${outcome.error})` : ""}` +
+        `${outcome.exitCode !== undefined ? `, exit code ${outcome.exitCode}` : ""}, ${took}, ${job.logs.lastSeq} log line(s)`,
+    );
     const recorded: JournalOutcome = {
       status: outcome.status,
       ...(outcome.error !== undefined ? { error: outcome.error } : {}),
@@ -584,6 +591,13 @@ export class JobRunner {
       this.logger.error(`reporting for test ${testId} failed: ${errorText(err)}`);
     }
   }
+}
+
+/** One line for the agent's log: what a job is. */
+function describeSpec(spec: JobSpec): string {
+  if (spec.kind === "run_test") return `run_test, test ${spec.testId}, model ${spec.modelPath}, engine ${spec.engine}, suite ${spec.suite}`;
+  if (spec.kind === "cleanup_storage") return `cleanup_storage of ${spec.modelPath}`;
+  return `${spec.kind}, test ${spec.testId}`;
 }
 
 /** Never wait in the queue: a service container runs beside benchmarks; queries answer at once. */

@@ -76,6 +76,8 @@ export interface JobOutcome {
   /** Set when failed: the one-line reason sent to the server. */
   error?: string;
   resultData?: Record<string, unknown>;
+  /** The benchmark's exit code, when one ran and exited (for the agent's log). */
+  exitCode?: number;
 }
 
 /** A snapshot of a job, for status pages and the daemon's API. */

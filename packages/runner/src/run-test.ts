@@ -109,15 +109,16 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
   }
   job.execution = execution;
   ctx.onExecution?.(job, execution);
-  ctx.logger.info(`job ${spec.commandId} (test ${spec.testId}) running in ${execution.where}`);
+  ctx.logger.info(`job ${spec.commandId} (test ${spec.testId}) started: ${execution.where}`);
   if (job.cancelReason !== undefined) execution.stop("cancel");
   const outcome = await execution.done;
   job.execution = undefined;
   if (outcome.stoppedBy === "cancel") return failed(job.cancelReason ?? "Cancelled");
   if (outcome.stoppedBy === "timeout") return failed(`Timed out after ${Math.round((ctx.benchmarkTimeoutMs ?? 0) / 1000)} s`);
-  if (outcome.exitCode !== 0) return failed(describeExit(outcome));
+  const exit = outcome.exitCode !== null ? { exitCode: outcome.exitCode } : {};
+  if (outcome.exitCode !== 0) return { ...failed(describeExit(outcome)), ...exit };
   const resultData = await readMetrics(job, outputDir);
-  return resultData === undefined ? { status: "completed" } : { status: "completed", resultData };
+  return resultData === undefined ? { status: "completed", ...exit } : { status: "completed", resultData, ...exit };
 }
 
 /**

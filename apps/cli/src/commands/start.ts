@@ -8,11 +8,16 @@ export default class Start extends BaseCommand {
 
 Refuses to start when the pid file names a live agent; a stale pid file is replaced.`;
 
-  static override examples = ["<%= config.bin %> start", "<%= config.bin %> start --preflight", "<%= config.bin %> start --insecure"];
+  static override examples = ["<%= config.bin %> start", "<%= config.bin %> start --preflight", "<%= config.bin %> start --log-format json"];
 
   static override flags = {
     insecure: Flags.boolean({ summary: "Do not verify the server's certificate (development only)." }),
     preflight: Flags.boolean({ summary: "Run the preflight checks first; refuse to start when a required one fails." }),
+    "log-format": Flags.string({
+      summary: "How log lines go to stdout: readable (pretty) or JSON lines (json); auto: pretty on a terminal, JSON otherwise (systemd, pipes).",
+      options: ["auto", "pretty", "json"],
+      default: "auto",
+    }),
   };
 
   async run(): Promise<void> {
@@ -31,7 +36,14 @@ Refuses to start when the pid file names a live agent; a stale pid file is repla
       }
     }
     const { startAgent } = await import("@kitt/daemon");
-    const agent = await startAgent(config, { handleSignals: true });
+    // journald sets JOURNAL_STREAM: JSON there even when someone attached a terminal.
+    const tty = process.stdout.isTTY && process.env.JOURNAL_STREAM === undefined;
+    const pretty = flags["log-format"] === "pretty" || (flags["log-format"] === "auto" && tty);
+    const agent = await startAgent(config, {
+      handleSignals: true,
+      logFormat: pretty ? "pretty" : "json",
+      logColour: pretty && tty && process.env.NO_COLOR === undefined,
+    });
     this.note(`kitt-agent ${config.name} running; local API on ${agent.url} (stop with Ctrl-C or kitt-agent stop)`);
     await agent.done;
     // The agent has stopped and closed what it opened; whatever still holds the
