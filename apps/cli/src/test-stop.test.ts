@@ -46,9 +46,9 @@ describe("kitt-agent test list", () => {
     expect(table.stderr).toBe("");
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^ID +MODEL +ENGINE +STATUS +CREATED$/);
+    expect(lines[0]).toMatch(/^ID +COMMAND +MODEL +ENGINE +STATUS +CREATED$/);
     expect(lines).toHaveLength(3);
-    expect(table.stdout).toMatch(new RegExp(`^${a.id} +Qwen2.5-0.5B +vllm +running `, "m"));
+    expect(table.stdout).toMatch(new RegExp(`^${a.id} +${a.command_id} +Qwen2.5-0.5B +vllm +running `, "m"));
     expect(table.stdout).not.toContain("/models/other");
 
     const json = await runCli(["test", "list", "--json", "--status", "queued", "--limit", "5"], env);

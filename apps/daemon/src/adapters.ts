@@ -63,6 +63,9 @@ export function toApiJob(info: RunnerJobInfo): JobInfo {
 
 /** The local API's view of the JobRunner. */
 export function runnerJobsApi(runner: JobRunner): JobsApi {
+  // A command id, or a test id: its latest job (a test id is what the server's pages show).
+  const logsCommandId = (id: string): string | undefined =>
+    runner.job(id) !== undefined ? id : runner.list().filter((j) => j.testId === id).at(-1)?.commandId;
   return {
     async submit(command: CommandRequest): Promise<SubmitResult> {
       // Answered on the call, as by the original agent (no job, no report).
@@ -106,9 +109,11 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
       const last = matches.at(-1);
       return last === undefined ? undefined : toApiJob(last);
     },
-    logs(commandId) {
-      return runner.job(commandId)?.logs;
+    logs(id) {
+      const commandId = logsCommandId(id);
+      return commandId === undefined ? undefined : runner.job(commandId)?.logs;
     },
+    logsCommandId,
     activeContainers: () => runner.activeContainers,
     snapshot() {
       const all = runner.list().map(toApiJob);

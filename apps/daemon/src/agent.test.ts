@@ -58,6 +58,8 @@ describe("the agent end to end", () => {
     const sse = await (await fetch(`${agent.url}/api/logs/${row.command_id}`, { headers: auth })).text();
     expect(sse).toContain("[20/20] benchmark step 20");
     expect(sse).toContain('event: end\ndata: {"command_id":"' + row.command_id + '","status":"completed"');
+    // The test id (what the server's pages show) reads the same log.
+    expect(await (await fetch(`${agent.url}/api/logs/${row.id}`, { headers: auth })).text()).toBe(sse);
     const metrics = await (await fetch(`${agent.url}/metrics`, { headers: auth })).text();
     expect(metrics).toContain('kitt_agent_jobs_total{outcome="completed"} 1');
     expect(metrics).toMatch(/kitt_agent_staging_bytes_total \d+/);

@@ -32,7 +32,10 @@ export interface JobsApi {
   get(commandId: string): JobInfo | undefined;
   /** The most recent job of a test. */
   findByTestId?(testId: string): JobInfo | undefined;
-  logs(commandId: string): LogStream<JobEnd> | undefined;
+  /** The log of the job with this command id, else of the latest job of this test id. */
+  logs(id: string): LogStream<JobEnd> | undefined;
+  /** The command id of the job logs(id) names (default: `id` itself). */
+  logsCommandId?(id: string): string | undefined;
   snapshot(): { running: JobInfo[]; queued: JobInfo[] };
   /** Containers running for jobs now. */
   activeContainers?(): number;

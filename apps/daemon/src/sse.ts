@@ -84,8 +84,10 @@ function lastEventId(req: Request): number {
  * `dropped` event says how many lines) when it falls too far behind; and
  * lines are sent in batches at most every `flushIntervalMs`.
  */
-export async function streamLogs(req: Request, res: Response, jobs: JobsApi, commandId: string, options: SseOptions): Promise<void> {
-  const stream = jobs.logs(commandId);
+export async function streamLogs(req: Request, res: Response, jobs: JobsApi, id: string, options: SseOptions): Promise<void> {
+  const stream = jobs.logs(id);
+  // A test id names its latest job: events carry that job's command id.
+  const commandId = jobs.logsCommandId?.(id) ?? id;
   if (stream === undefined) {
     res.status(404).json({ error: `no logs for command ${commandId}` });
     return;

@@ -9,7 +9,7 @@ export default class Logs extends BaseCommand {
   static override examples = ["<%= config.bin %> logs 3f2a9c0d1e4b5a6c", "<%= config.bin %> logs 3f2a9c0d1e4b5a6c --follow"];
 
   static override args = {
-    command_id: Args.string({ description: "Command id of the job (the test's command_id).", required: true }),
+    command_id: Args.string({ description: "Command id of the job, or the test id (its latest job); see `kitt-agent test list`.", required: true }),
   };
 
   static override flags = {

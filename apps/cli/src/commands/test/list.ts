@@ -4,7 +4,7 @@ import { BaseCommand } from "../../lib/base-command.js";
 
 export default class TestList extends BaseCommand {
   static override summary = "List this agent's tests on the KITT server.";
-  static override description = "Asks the server for the quick tests of this agent (newest first) and prints id, model, engine, status and creation time.";
+  static override description = "Asks the server for the quick tests of this agent (newest first) and prints id, command id (what `kitt-agent logs` takes, as does the test id), model, engine, status and creation time.";
 
   static override examples = [
     "<%= config.bin %> test list",
@@ -36,8 +36,8 @@ export default class TestList extends BaseCommand {
         return;
       }
       const { renderTable } = await import("../../lib/table.js");
-      const rows = list.items.map((t) => [t.id, t.model_path.split("/").filter(Boolean).pop() ?? t.model_path, t.engine_name, t.status, t.created_at ?? ""]);
-      this.out(renderTable(["ID", "MODEL", "ENGINE", "STATUS", "CREATED"], rows));
+      const rows = list.items.map((t) => [t.id, t.command_id ?? "-", t.model_path.split("/").filter(Boolean).pop() ?? t.model_path, t.engine_name, t.status, t.created_at ?? ""]);
+      this.out(renderTable(["ID", "COMMAND", "MODEL", "ENGINE", "STATUS", "CREATED"], rows));
       if (list.total > list.items.length) this.out(`(${list.items.length} of ${list.total}; use --limit to see more)`);
     } finally {
       client.close();
