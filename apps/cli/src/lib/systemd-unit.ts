@@ -22,7 +22,15 @@ export interface UnitOptions {
    * the benchmark's cancel grace plus time to report to the server.
    */
   stopTimeoutS: number;
+  /**
+   * `Environment=PATH=` of the service: without it systemd's short default
+   * applies and a benchmark CLI found from a login shell may not be found.
+   */
+  path?: string;
 }
+
+/** What systemd gives a system service without `Environment=PATH=`. */
+export const SYSTEMD_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * One word of a systemd command line or assignment: quoted when needed, with
@@ -36,6 +44,22 @@ export function systemdWord(value: string, options: { expandsVariables?: boolean
   const literal = options.expandsVariables === true ? specifiers.replace(/\$/g, "$$$$") : specifiers;
   if (literal !== "" && /^[A-Za-z0-9_@%+=:,./$-]+$/.test(literal)) return literal;
   return `"${literal.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * The value of `Environment=NAME=...` in a unit as renderUnit writes it (one
+ * assignment a line, quoted by systemdWord); undefined when absent.
+ */
+export function unitEnvironment(text: string, name: string): string | undefined {
+  let found: string | undefined;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("Environment=")) continue;
+    let word = line.slice("Environment=".length).trim();
+    if (word.startsWith('"') && word.endsWith('"') && word.length >= 2) word = word.slice(1, -1).replace(/\\(.)/g, "$1");
+    word = word.replace(/%%/g, "%");
+    if (word.startsWith(`${name}=`)) found = word.slice(name.length + 1);
+  }
+  return found;
 }
 
 function checkAbsolute(name: string, value: string): void {
@@ -62,6 +86,7 @@ export function renderUnit(options: UnitOptions): string {
     `User=${options.user}`,
     `Environment=${systemdWord(`HOME=${options.home}`)}`,
     `Environment=${systemdWord(`KITT_AGENT_CONFIG=${options.configPath}`)}`,
+    ...(options.path !== undefined ? [`Environment=${systemdWord(`PATH=${options.path}`)}`] : []),
     `ExecStart=${[systemdWord(options.nodePath), ...[options.cliEntry, "start"].map((w) => systemdWord(w, { expandsVariables: true }))].join(" ")}`,
     "Restart=on-failure",
     "RestartSec=10",

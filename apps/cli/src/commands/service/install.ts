@@ -4,7 +4,7 @@ import { BaseCommand } from "../../lib/base-command.js";
 
 export default class ServiceInstall extends BaseCommand {
   static override summary = "Install kitt-agent as a systemd service (uses sudo).";
-  static override description = `Generates /etc/systemd/system/kitt-agent.service (runs \`kitt-agent start\` as you, with this Node.js and this agent.yaml, restarting on failure), installs it with sudo, reloads systemd and enables it. Starts it too unless --no-start is given. Refuses to replace an installed unit.`;
+  static override description = `Generates /etc/systemd/system/kitt-agent.service (runs \`kitt-agent start\` as you, with this Node.js and this agent.yaml, restarting on failure) with Environment=PATH= set to this shell's PATH (absolute entries, each once), so the service finds the benchmark CLI, docker and nvidia-smi where preflight found them; installs it with sudo, reloads systemd and enables it. Starts it too unless --no-start is given. All or nothing: when systemctl fails (no systemd as PID 1, enable refused) the unit file is removed again. Refuses to replace an installed unit.`;
 
   static override examples = ["<%= config.bin %> service install", "<%= config.bin %> service install --no-start"];
 

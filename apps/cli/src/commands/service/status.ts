@@ -14,7 +14,11 @@ export default class ServiceStatus extends BaseCommand {
     const { serviceDeps, serviceState } = await import("../../lib/service.js");
     const state = await serviceState(serviceDeps());
     if (flags.json) this.printJson(state);
-    else if (!state.installed) this.out(`not installed (${state.unitPath} does not exist); install it with: kitt-agent service install`);
-    else this.out(`installed  ${state.unitPath}\nenabled    ${state.enabled}\nactive     ${state.active}`);
+    else if (!state.installed && state.problem === undefined) this.out(`not installed (${state.unitPath} does not exist); install it with: kitt-agent service install`);
+    else {
+      const lines = [`installed  ${state.installed ? state.unitPath : `no (${state.unitPath} does not exist)`}`, `enabled    ${state.enabled}`, `active     ${state.active}`];
+      if (state.problem !== undefined) lines.push(`problem    ${state.problem}`);
+      this.out(lines.join("\n"));
+    }
   }
 }
