@@ -47,3 +47,5 @@ export {
 export type { FakeKittBehaviour, KittTestImageOptions } from "./docker-image.js";
 export { KITT_BUILD_CONTEXT_DOCKERFILE, KITT_BUILD_CONTEXT_ROOT, KITT_BUILD_CONTEXT_SCRIPT, makeKittBuildContext } from "./build-context.js";
 export type { KittBuildContextOptions } from "./build-context.js";
+export { readFakeEngineCalls, writeFakeEngine } from "./fake-engines.js";
+export type { FakeEngineCall, FakeEngineKind, FakeEngineOptions } from "./fake-engines.js";

@@ -1,0 +1,15 @@
+export { createEngineDriver, createEngineDrivers } from "./engine-driver.js";
+export type { EngineDriver, EngineDriverOptions, EngineStatus, StartOptions, StartResult, StopResult } from "./engine-driver.js";
+export type { EngineDiscovery } from "./discovery.js";
+export type { InstallOptions, InstallResult } from "./install.js";
+export { ENGINE_NAMES, ENGINE_SPECS, isNativeEngine } from "./engine-specs.js";
+export type { EngineSpec, NativeEngineName } from "./engine-specs.js";
+export { EngineConfigError, EngineError } from "./errors.js";
+export type { EngineErrorCode } from "./errors.js";
+export { mapRuntimeConfig } from "./runtime-config.js";
+export type { ConfigKey, MappedConfig } from "./runtime-config.js";
+export { EngineRecords } from "./records.js";
+export type { EngineRecord } from "./records.js";
+export { readProcStat, isSameProcess } from "./proc.js";
+export { runStep } from "./run-step.js";
+export type { RunStep, StepOptions, StepResult } from "./run-step.js";
