@@ -21,14 +21,21 @@ describe("kitt-agent status", () => {
   it("shows the config with the token masked and says the daemon is not running", async () => {
     const home = await tempDir();
     await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { server_url: "http://kitt:8080", token: TOKEN, name: "gpu-01", port: await closedPort() });
-    const r = await runCli(["status", "--json"], cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") }));
+    const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
+    const r = await runCli(["status", "--json"], env);
     expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
+    // 3: not running, as the LSB init scripts and `systemctl status` say it.
+    expect(r.code).toBe(3);
     expect(r.stdout).not.toContain(TOKEN);
-    const doc = JSON.parse(r.stdout) as { config: { token: string; name: string }; daemon: { running: boolean }; service: { installed: boolean } };
+    const doc = JSON.parse(r.stdout) as { configured: boolean; state: string; config: { token: string; name: string }; daemon: { running: boolean }; service: { installed: boolean } };
+    expect(doc).toMatchObject({ configured: true, state: "not-running" });
+    expect(doc).not.toHaveProperty("problem");
     expect(doc.config).toMatchObject({ name: "gpu-01", token: "stat************" });
     expect(doc.daemon.running).toBe(false);
     expect(doc.service.installed).toBe(false);
+    const human = await runCli(["status"], env);
+    expect(human.code).toBe(3);
+    expect(human.stdout).toMatch(/^daemon +not running \(nothing answers on http:\/\/127\.0\.0\.1:\d+\)$/m);
   });
 
   it("shows what the daemon reports, asked with the token, and the service state", async () => {
@@ -61,7 +68,9 @@ describe("kitt-agent status", () => {
     const bin = join(home, "bin");
     await fakeBin(bin, "systemctl", join(home, "calls.log"), `case "$1" in is-active) echo active ;; is-enabled) echo enabled ;; esac`);
     const r = await runCli(["status"], cliEnv(home, { KITT_AGENT_UNIT_DIR: units }, [bin]));
-    expect(r.code).toBe(0);
+    // It runs, but in error: its heartbeats fail.
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^problem +heartbeats are failing \(HTTP 503 from the server\)$/m);
     expect(r.stdout).toMatch(/^daemon +running on http:\/\/127\.0\.0\.1:\d+, running a job$/m);
     expect(r.stdout).toMatch(/^storage +2 models, 12.5 GB used, 800 GB free$/m);
     expect(r.stdout).toMatch(/^job +test t-9 \(command c-9, running, since 2020-01-01T00:00:01.000Z \(\d+ h ago\)\)$/m);
@@ -69,6 +78,19 @@ describe("kitt-agent status", () => {
     expect(r.stdout).toMatch(/^heartbeat failing, last success 5 min ago, 3 failed in a row\n {2}last error: HTTP 503 from the server$/m);
     expect(r.stdout).toMatch(/^service +.*kitt-agent.service: enabled, active$/m);
     expect(daemon.calls).toEqual([{ method: "GET", url: "/api/status", authorization: `Bearer ${TOKEN}`, body: undefined }]);
+    const json = await runCli(["status", "--json"], cliEnv(home, { KITT_AGENT_UNIT_DIR: units }, [bin]));
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ configured: true, state: "error", problem: "heartbeats are failing (HTTP 503 from the server)", daemon: { running: true } });
+  });
+
+  it("exits 1 when the daemon answers something other than its status (a token that is not the daemon's: 401)", async () => {
+    const home = await tempDir();
+    const daemon = await fakeDaemon(() => ({ status: 401, body: { error: "unauthorized" } }));
+    daemons.push(daemon);
+    await writeAgentConfig(join(home, ".kitt", "agent.yaml"), { server_url: "http://kitt:8080", token: TOKEN, name: "gpu-01", port: daemon.port });
+    const r = await runCli(["status", "--json"], cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") }));
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ state: "error", problem: expect.stringMatching(/^the daemon answers on http:\/\/127\.0\.0\.1:\d+ but: HTTP 401: unauthorized$/) });
   });
 
   it("reads the real daemon's status: the running job, the queue and the heartbeat", async () => {
@@ -104,6 +126,7 @@ describe("kitt-agent status", () => {
     const r = await runCli(["status"], env);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/^problem/m);
     expect(r.stdout).toMatch(/^daemon +running on http:\/\/127\.0\.0\.1:\d+, running a job$/m);
     expect(r.stdout).toMatch(new RegExp(`^job +test ${row.id} \\(command ${commandId}, running, since \\d{4}-\\d\\d-\\d\\dT[^ ]+ \\(\\d+ s ago\\)\\)$`, "m"));
     expect(r.stdout).toMatch(/^queued +0 jobs$/m);
@@ -114,10 +137,36 @@ describe("kitt-agent status", () => {
     expect(stopped.code).toBe(0);
   });
 
-  it("fails with exit 2 and one line without agent.yaml", async () => {
+  it("without agent.yaml: exit 3, and --json is still one document (configured: false)", async () => {
     const home = await tempDir();
-    const r = await runCli(["status"], cliEnv(home));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`Error: ${join(home, ".kitt", "agent.yaml")}: not found (run kitt-agent init --server URL first)\n`);
+    const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
+    const path = join(home, ".kitt", "agent.yaml");
+    const r = await runCli(["status"], env);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(`config   ${path}: not found (run kitt-agent init --server URL first)\ndaemon   not running (no configuration)\nservice  not installed\n`);
+    const json = await runCli(["status", "--json"], env);
+    expect(json.code).toBe(3);
+    expect(json.stderr).toBe("");
+    const doc = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(Object.keys(doc).sort()).toEqual(["config", "configured", "daemon", "problem", "service", "state"]);
+    expect(doc).toMatchObject({
+      configured: false,
+      state: "not-configured",
+      problem: "not found (run kitt-agent init --server URL first)",
+      config: { path },
+      daemon: { running: false },
+      service: { installed: false, unitPath: join(home, "units", "kitt-agent.service") },
+    });
+  });
+
+  it("with an invalid agent.yaml: exit 2, and --json is still one document naming the problem", async () => {
+    const home = await tempDir();
+    const path = join(home, ".kitt", "agent.yaml");
+    await mkdir(join(home, ".kitt"), { recursive: true });
+    await writeFile(path, "server_url: http://kitt:8080\nport: 99999\n", { mode: 0o600 });
+    const json = await runCli(["status", "--json"], cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") }));
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ configured: false, state: "not-configured", problem: "port must be an integer 1-65535, got 99999", config: { path } });
   });
 });

@@ -61,14 +61,28 @@ export interface StartAgentOptions {
 }
 
 export interface AgentHandle {
-  /** The local API's base URL. */
+  /** The local API's base URL from this host (loopback when it binds every interface). */
   url: string;
+  /** The address and port actually bound: `0.0.0.0:8090`, `[::]:8090`, `10.0.0.5:8090`. */
+  address: string;
   port: number;
   config: AgentConfig;
   /** Stops taking jobs, cancels the running one, flushes reports, closes everything. Idempotent. */
   stop(reason?: string): Promise<void>;
   /** Resolves when the agent has stopped. */
   done: Promise<void>;
+}
+
+/** What `kitt-agent` sets as the process title of a process it owns. */
+export const AGENT_PROCESS_TITLE = "kitt-agent";
+
+/** The bound address as `host:port` (IPv6 in brackets), and the URL to dial it from this host. */
+export function boundAddress(bound: AddressInfo, tls: boolean): { address: string; url: string } {
+  const v6 = bound.family === "IPv6" || bound.address.includes(":");
+  const address = v6 ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  const wildcard = bound.address === "0.0.0.0" || bound.address === "::";
+  const dial = wildcard ? "127.0.0.1" : v6 ? `[${bound.address}]` : bound.address;
+  return { address, url: `${tls ? "https" : "http"}://${dial}:${bound.port}` };
 }
 
 async function readOptional(path: string | undefined): Promise<Buffer | undefined> {
@@ -117,6 +131,8 @@ async function sweepLeftovers(runtime: ContainerRuntime, agentLabel: string, log
  * later), start the heartbeat loop and the local API, claim the pid file.
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<AgentHandle> {
+  // The process is the agent's: ps, top and ss show kitt-agent, not MainThread.
+  if (options.handleSignals === true) process.title = AGENT_PROCESS_TITLE;
   // Before anything is written there: created 0700, refused when others can plant files in it.
   checkStateDir(config.state_dir);
   const logger =
@@ -306,8 +322,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         }),
     );
     const port = (server.address() as AddressInfo).port;
-    const url = `${tlsServer ? "https" : "http"}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
-    logger.info(`local API listening on ${url} (at most ${apiLimits.maxConnections} connections, ${apiLimits.maxStreams} log streams)`);
+    const { url, address } = boundAddress(server.address() as AddressInfo, tlsServer);
+    logger.info(`local API listening on ${address} (${url} from this host; at most ${apiLimits.maxConnections} connections, ${apiLimits.maxStreams} log streams)`);
     // The server learns the port actually bound (port 0 picks a free one).
     registration.port = port;
     // Register once up front; a failure is not fatal: the loop registers before its first heartbeat.
@@ -423,7 +439,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         process.off("SIGINT", onSignal);
       });
     }
-    return { url, port, config, stop, done };
+    return { url, address, port, config, stop, done };
   } catch (err) {
     await runCleanups();
     throw err;

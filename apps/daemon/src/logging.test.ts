@@ -113,6 +113,16 @@ describe("pid file", () => {
       other.kill("SIGKILL");
     }
     expect(isAgentProcess(process.pid, ["definitely-not-this"])).toBe(false);
+    // An agent that took the title kitt-agent has only that left in /proc/<pid>/cmdline: still an agent.
+    const titled = spawn(process.execPath, ["-e", 'process.title = "kitt-agent"; console.log("titled"); setTimeout(() => {}, 30000)'], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      await new Promise((r) => titled.stdout.once("data", r));
+      const { readFileSync } = await import("node:fs");
+      expect(readFileSync(`/proc/${titled.pid}/cmdline`, "utf8").replace(/\0+$/, "")).toBe("kitt-agent");
+      expect(isAgentProcess(titled.pid!)).toBe(true);
+    } finally {
+      titled.kill("SIGKILL");
+    }
     expect(isAgentProcess(2 ** 30)).toBe(false);
     expect(isAgentProcess(-1)).toBe(false);
   });

@@ -8,7 +8,8 @@ import { createExclusive, readSmallRegularFile } from "./state-dir.js";
 
 /**
  * True when `pid` is a live Node process running kitt-agent (its entry point
- * among the arguments). Anything else that merely mentions the name, such as
+ * among the arguments, or the process title `kitt-agent` alone, which
+ * replaces the arguments in /proc/<pid>/cmdline). Anything else that merely mentions the name, such as
  * `journalctl -u kitt-agent` on a recycled pid, is not an agent.
  */
 export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "@kitt/daemon", "apps/cli/bin/run.js", "apps/daemon"]): boolean {
@@ -20,6 +21,8 @@ export function isAgentProcess(pid: number, markers: string[] = ["kitt-agent", "
   }
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+    // An agent that set its process title (kitt-agent start) shows only that title.
+    if (args.length === 1 && args[0] === "kitt-agent") return true;
     const exe = basename(args[0] ?? "");
     if (!/^node(js)?(\d+)?$/.test(exe) && exe !== "kitt-agent") return false;
     return args.slice(1).some((a) => markers.some((m) => a.includes(m)));

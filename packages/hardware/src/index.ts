@@ -25,6 +25,7 @@ export { findOnPath } from "./which.js";
 export { runPreflight, DEFAULT_AGENT_PORT, DEFAULT_DOCKER_GPU_IMAGE, DEFAULT_PREFLIGHT_TIMEOUTS_MS } from "./preflight.js";
 export { MIN_NODE_VERSION } from "./preflight-checks.js";
 export { formatPreflightJson, formatPreflightTable } from "./preflight-format.js";
+export { PREFLIGHT_CHECK_IDS } from "./preflight-types.js";
 export type {
   CheckStatus,
   PreflightCheck,

@@ -31,6 +31,20 @@ describe("formatPreflightTable", () => {
     const clean: PreflightResult = { ok: true, checks: FAILED.checks.filter((c) => c.status === "pass") };
     expect(formatPreflightTable(clean).split("\n").at(-1)).toBe("Preflight passed.");
   });
+
+  it("shows skipped checks as SKIPPED and names them in the verdict, never as passed", () => {
+    const skipped: PreflightResult = {
+      ok: true,
+      checks: [
+        FAILED.checks[0]!,
+        { id: "docker-gpu", name: "Docker GPU access", required: true, status: "skipped", detail: "not run: skipped" },
+        { id: "nvidia-driver", name: "NVIDIA drivers", required: true, status: "skipped", detail: "not run: skipped" },
+      ],
+    };
+    const lines = formatPreflightTable(skipped).split("\n");
+    expect(lines[2]).toBe("Docker GPU access  yes       SKIPPED  not run: skipped");
+    expect(lines.at(-1)).toBe("Preflight passed. 2 checks skipped (not run): docker-gpu, nvidia-driver.");
+  });
 });
 
 describe("formatPreflightJson", () => {

@@ -7,6 +7,8 @@ import type { PreflightResult } from "./preflight-types.js";
  *   Node.js >= 22.13   yes       PASS    v24.21.0
  *   ...
  *   Preflight failed: 1 required check failed, 2 warnings.
+ *
+ * Skipped checks show as SKIPPED and are named in the verdict, never counted as passed.
  */
 export function formatPreflightTable(result: PreflightResult): string {
   const rows = [
@@ -19,13 +21,16 @@ export function formatPreflightTable(result: PreflightResult): string {
   );
   const failed = result.checks.filter((c) => c.status === "fail").length;
   const warned = result.checks.filter((c) => c.status === "warn").length;
+  const skipped = result.checks.filter((c) => c.status === "skipped").map((c) => c.id);
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
   const warnings = warned === 0 ? "" : `, ${plural(warned, "warning")}`;
+  // Skipped checks did not pass: the verdict says which were not run.
+  const notRun = skipped.length === 0 ? "" : ` ${plural(skipped.length, "check")} skipped (not run): ${skipped.join(", ")}.`;
   lines.push(
     "",
-    result.ok
+    (result.ok
       ? `Preflight passed${warnings === "" ? "." : ` with ${plural(warned, "warning")}.`}`
-      : `Preflight failed: ${plural(failed, "required check")} failed${warnings}.`,
+      : `Preflight failed: ${plural(failed, "required check")} failed${warnings}.`) + notRun,
   );
   return lines.join("\n");
 }

@@ -3,33 +3,38 @@ import type { ContainerRuntime } from "@kitt/containers";
 import type { NvmlAccess } from "./gpu-detect.js";
 import type { HostProbe } from "./host.js";
 
-export type PreflightCheckId =
-  | "node"
-  | "docker"
-  | "docker-gpu"
-  | "nvidia-driver"
-  | "nfs"
-  | "disk"
-  | "server"
-  | "port"
-  | "kitt-image"
-  | "benchmark-cli";
+/** Every check, in the order they are reported. */
+export const PREFLIGHT_CHECK_IDS = [
+  "node",
+  "docker",
+  "docker-gpu",
+  "nvidia-driver",
+  "nfs",
+  "disk",
+  "server",
+  "port",
+  "kitt-image",
+  "benchmark-cli",
+] as const;
 
-export type CheckStatus = "pass" | "warn" | "fail";
+export type PreflightCheckId = (typeof PREFLIGHT_CHECK_IDS)[number];
+
+/** "skipped": not run because the caller said so; never a pass. */
+export type CheckStatus = "pass" | "warn" | "fail" | "skipped";
 
 export interface PreflightCheck {
   /** Stable key for scripts; `name` is for people. */
   id: PreflightCheckId;
   name: string;
   required: boolean;
-  /** "warn" is a failed check that is not required. */
+  /** "warn" is a failed check that is not required; "skipped" one the caller asked not to run. */
   status: CheckStatus;
   /** One line. */
   detail: string;
 }
 
 export interface PreflightResult {
-  /** False when any required check failed. */
+  /** False when any required check failed (a skipped check neither fails nor passes). */
   ok: boolean;
   /** Always in the same order, whatever order they finished in. */
   checks: PreflightCheck[];
@@ -47,6 +52,10 @@ export interface PreflightTls {
 export interface PreflightOptions {
   /** KITT server to reach; without it the server check is reported as not run. */
   serverUrl?: string;
+  /** The agent whose token the server check verifies with an authenticated call; without it only health is asked. */
+  agent?: { name: string; token: string };
+  /** Checks not to run (a CI runner without a GPU): reported as "skipped". */
+  skip?: readonly PreflightCheckId[];
   tls?: PreflightTls;
   /** The agent's API port. Default 8090. */
   port?: number;

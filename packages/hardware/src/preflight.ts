@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { UsageError } from "@kitt/protocol";
 import { createHostProbe } from "./host.js";
 import {
   checkBenchmarkCli,
@@ -12,12 +13,13 @@ import {
 } from "./preflight-checks.js";
 import { checkDockerGpu } from "./preflight-docker-gpu.js";
 import { checkDocker, checkKittImage, dockerTarget } from "./preflight-docker.js";
-import type {
-  CheckOutcome,
-  PreflightCheck,
-  PreflightCheckId,
-  PreflightOptions,
-  PreflightResult,
+import {
+  PREFLIGHT_CHECK_IDS,
+  type CheckOutcome,
+  type PreflightCheck,
+  type PreflightCheckId,
+  type PreflightOptions,
+  type PreflightResult,
 } from "./preflight-types.js";
 import { checkServerHealth } from "./server-health.js";
 import { formatDuration } from "./units.js";
@@ -61,10 +63,18 @@ function bounded<T extends CheckOutcome>(work: Promise<T>, limitMs: number): Pro
   return Promise.race([caught, late]).finally(() => clearTimeout(timer));
 }
 
+/** `make` run at most once, on the first call. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
 /**
  * Runs every prerequisite check concurrently and reports each as pass, warn
- * (a failed optional check) or fail (a failed required one). `ok` is false
- * when any required check failed. Never throws for a failed check.
+ * (a failed optional check) or fail (a failed required one); those in
+ * `skip` are not run and reported as skipped. `ok` is false when any required
+ * check failed. Never throws for a failed check; a `skip` entry that names no
+ * check is a UsageError.
  */
 export async function runPreflight(options: PreflightOptions = {}): Promise<PreflightResult> {
   const host = options.host ?? createHostProbe();
@@ -79,46 +89,57 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
   // The outer bound leaves the inner timeout room to report its own, clearer message.
   const limit = (id: PreflightCheckId): number => timeouts[id] + 1000;
 
+  const skip = new Set(options.skip ?? []);
+  for (const id of skip) {
+    if (!(PREFLIGHT_CHECK_IDS as readonly string[]).includes(id)) {
+      throw new UsageError(`no preflight check named ${JSON.stringify(id)} (valid: ${PREFLIGHT_CHECK_IDS.join(", ")})`);
+    }
+  }
+
   // One engine for the three Docker checks; made here, closed when they are done.
   const target = dockerTarget(host, options.containerRuntime, timeouts.docker);
-  const docker = bounded(checkDocker(target), limit("docker"));
-  const driver = bounded(checkNvidiaDriver(host, options.nvml ?? {}, timeouts["nvidia-driver"]), limit("nvidia-driver"));
-  const planned: Array<[PreflightCheckId, string, boolean, Promise<CheckOutcome>]> = [
-    ["node", `Node.js >= ${MIN_NODE_VERSION}`, true, Promise.resolve(checkNode(options.nodeVersion ?? process.versions.node))],
+  // Started on first use: a skipped check costs nothing unless a check that runs needs its answer.
+  const docker = once(() => bounded(checkDocker(target), limit("docker")));
+  const driver = once(() => bounded(checkNvidiaDriver(host, options.nvml ?? {}, timeouts["nvidia-driver"]), limit("nvidia-driver")));
+  const planned: Array<[PreflightCheckId, string, boolean, () => Promise<CheckOutcome>]> = [
+    ["node", `Node.js >= ${MIN_NODE_VERSION}`, true, async () => checkNode(options.nodeVersion ?? process.versions.node)],
     ["docker", "Docker available", true, docker],
     [
       "docker-gpu",
       "Docker GPU access",
       true,
-      bounded(
-        checkDockerGpu({ target, host, image, timeoutMs: timeouts["docker-gpu"], docker, driver }),
-        limit("docker") + limit("nvidia-driver") + limit("docker-gpu"),
-      ),
+      () =>
+        bounded(
+          checkDockerGpu({ target, host, image, timeoutMs: timeouts["docker-gpu"], docker: docker(), driver: driver() }),
+          limit("docker") + limit("nvidia-driver") + limit("docker-gpu"),
+        ),
     ],
     ["nvidia-driver", "NVIDIA drivers", true, driver],
-    ["nfs", "NFS utilities", false, bounded(checkNfs(host), limit("nfs"))],
-    ["disk", `Disk space >= ${minFreeGb} GB`, false, bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
+    ["nfs", "NFS utilities", false, () => bounded(checkNfs(host), limit("nfs"))],
+    ["disk", `Disk space >= ${minFreeGb} GB`, false, () => bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
     [
       "server",
       "Server reachable",
       serverUrl !== "",
-      serverUrl === ""
-        ? Promise.resolve({ ok: false, detail: "not run: no server URL given" })
-        : bounded(checkServerHealth(serverUrl, options.tls ?? {}, timeouts.server), limit("server")),
+      async () =>
+        serverUrl === ""
+          ? { ok: false, detail: "not run: no server URL given" }
+          : bounded(checkServerHealth(serverUrl, options.tls ?? {}, timeouts.server, options.agent), limit("server")),
     ],
-    ["port", "Port available", false, bounded(checkPort(port), limit("port"))],
+    ["port", "Port available", false, () => bounded(checkPort(port), limit("port"))],
     [
       "kitt-image",
       "KITT Docker image",
       false,
-      bounded(checkKittImage(target, docker, options.kittImage, host.os.machine), limit("docker") + limit("kitt-image")),
+      () => bounded(checkKittImage(target, docker(), options.kittImage, host.os.machine), limit("docker") + limit("kitt-image")),
     ],
-    ["benchmark-cli", "Benchmark CLI found", false, bounded(checkBenchmarkCli(host, benchmark), limit("benchmark-cli"))],
+    ["benchmark-cli", "Benchmark CLI found", false, () => bounded(checkBenchmarkCli(host, benchmark), limit("benchmark-cli"))],
   ];
 
   const checks = await Promise.all(
-    planned.map(async ([id, name, required, outcome]): Promise<PreflightCheck> => {
-      const { ok, detail } = await outcome;
+    planned.map(async ([id, name, required, run]): Promise<PreflightCheck> => {
+      if (skip.has(id)) return { id, name, required, status: "skipped", detail: "not run: skipped" };
+      const { ok, detail } = await run();
       return { id, name, required, status: ok ? "pass" : required ? "fail" : "warn", detail };
     }),
   );

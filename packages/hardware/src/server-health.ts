@@ -79,15 +79,101 @@ async function readTlsFile(field: string, path: string | undefined): Promise<Buf
   }
 }
 
+type Answer = { status: number; body: unknown } | { detail: string };
+
+/** One request with the check's TLS settings; a failure comes back as words, never thrown. */
+function ask(
+  url: URL,
+  options: https.RequestOptions,
+  timeoutMs: number,
+  clientCert: boolean,
+  body?: string,
+): Promise<Answer> {
+  return new Promise<Answer>((resolve) => {
+    let settled = false;
+    const finish = (answer: Answer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(answer);
+    };
+    const client = url.protocol === "https:" ? https : http;
+    const request = client.request(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_BODY) chunks.push(chunk);
+      });
+      response.on("error", (error: NodeJS.ErrnoException) => finish({ detail: describeError(error, url, timeoutMs, clientCert) }));
+      response.on("end", () => {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          parsed = undefined;
+        }
+        finish({ status: response.statusCode ?? 0, body: parsed });
+      });
+    });
+    request.on("error", (error: NodeJS.ErrnoException) => finish({ detail: describeError(error, url, timeoutMs, clientCert) }));
+    const timer = setTimeout(() => {
+      finish({ detail: `no answer from ${url.host} within ${formatDuration(timeoutMs)}` });
+      request.destroy();
+    }, timeoutMs);
+    request.end(body);
+  });
+}
+
+/** The agent whose token the server check verifies. */
+export interface ServerCheckAgent {
+  name: string;
+  token: string;
+}
+
+/**
+ * Whether the server accepts `agent.token` for `agent.name`, asked without
+ * side effects: POST /api/v1/agents/<name>/results with an empty body. The
+ * server authenticates before it reads the body, so 400 ("no result data")
+ * means the token was accepted, 401/403 that it was rejected, and 404 that
+ * the name is not known yet (the first start registers it with this token).
+ * A heartbeat would do too, but it hands out the next queued test.
+ */
+async function checkToken(base: string, agent: ServerCheckAgent, options: https.RequestOptions, timeoutMs: number, clientCert: boolean): Promise<CheckOutcome> {
+  const url = new URL(`${base}/api/v1/agents/${encodeURIComponent(agent.name)}/results`);
+  const answer = await ask(
+    url,
+    { ...options, method: "POST", headers: { accept: "application/json", "content-type": "application/json", authorization: `Bearer ${agent.token}` } },
+    timeoutMs,
+    clientCert,
+    "{}",
+  );
+  if ("detail" in answer) return { ok: false, detail: `token check failed: ${answer.detail}` };
+  switch (answer.status) {
+    case 400:
+    case 202:
+      return { ok: true, detail: `token accepted for agent ${agent.name}` };
+    case 401:
+    case 403:
+      return { ok: false, detail: `token rejected for agent ${agent.name} (HTTP ${answer.status}): check token in agent.yaml` };
+    case 404:
+      return { ok: true, detail: `agent ${agent.name} is not registered yet: its first start registers it with this token` };
+    default:
+      return { ok: false, detail: `token check answered HTTP ${answer.status} (POST ${url.pathname})` };
+  }
+}
+
 /**
  * GET <server>/api/v1/health, which a KITT server answers 200 {"status":"ok"}
- * without authentication. TLS problems are named (self-signed, unknown CA,
- * client certificate refused) because they are the usual first-install trap.
+ * without authentication; then, given an agent, whether the server accepts
+ * its token (see checkToken). TLS problems are named (self-signed, unknown
+ * CA, client certificate refused) because they are the usual first-install trap.
  */
 export async function checkServerHealth(
   serverUrl: string,
   tls: PreflightTls,
   timeoutMs: number,
+  agent?: ServerCheckAgent,
 ): Promise<CheckOutcome> {
   let url: URL;
   try {
@@ -119,48 +205,14 @@ export async function checkServerHealth(
     options.agent = false;
   }
 
-  return new Promise<CheckOutcome>((resolve) => {
-    let settled = false;
-    const finish = (outcome: CheckOutcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(outcome);
-    };
-    const client = url.protocol === "https:" ? https : http;
-    const request = client.request(url, options, (response) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size <= MAX_BODY) chunks.push(chunk);
-      });
-      response.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs, clientCert) }));
-      response.on("end", () => {
-        const status = response.statusCode ?? 0;
-        if (status !== 200) {
-          finish({ ok: false, detail: `${url.href} answered HTTP ${status}` });
-          return;
-        }
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-        } catch {
-          body = undefined;
-        }
-        if ((body as { status?: unknown } | undefined)?.status !== "ok") {
-          finish({ ok: false, detail: `${url.href} answered 200 but not {"status":"ok"}: is this a KITT server?` });
-          return;
-        }
-        const insecure = url.protocol === "https:" && tls.insecure === true ? " (certificate not verified: --insecure)" : "";
-        finish({ ok: true, detail: `${url.origin} is healthy${insecure}` });
-      });
-    });
-    request.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: describeError(error, url, timeoutMs, clientCert) }));
-    const timer = setTimeout(() => {
-      finish({ ok: false, detail: `no answer from ${url.host} within ${formatDuration(timeoutMs)}` });
-      request.destroy();
-    }, timeoutMs);
-    request.end();
-  });
+  const answer = await ask(url, options, timeoutMs, clientCert);
+  if ("detail" in answer) return { ok: false, detail: answer.detail };
+  if (answer.status !== 200) return { ok: false, detail: `${url.href} answered HTTP ${answer.status}` };
+  if ((answer.body as { status?: unknown } | undefined)?.status !== "ok") {
+    return { ok: false, detail: `${url.href} answered 200 but not {"status":"ok"}: is this a KITT server?` };
+  }
+  const insecure = url.protocol === "https:" && tls.insecure === true ? " (certificate not verified: --insecure)" : "";
+  if (agent === undefined || agent.token === "") return { ok: true, detail: `${url.origin} is healthy${insecure}${agent === undefined ? "" : "; no token to check"}` };
+  const token = await checkToken(url.href.replace(/\/api\/v1\/health$/, ""), agent, options, timeoutMs, clientCert);
+  return { ok: token.ok, detail: `${url.origin} is healthy${insecure}; ${token.detail}` };
 }

@@ -3,7 +3,7 @@
  * override. The loader (config.ts) walks this table, so a new setting is one
  * entry here.
  */
-export type FieldKind = "url" | "string" | "name" | "path" | "optional-path" | "int" | "bool" | "enum" | "image";
+export type FieldKind = "url" | "string" | "name" | "host" | "path" | "optional-path" | "int" | "bool" | "enum" | "image";
 
 export interface FieldSpec {
   /** Dotted key in agent.yaml (`tls.cert`). */
@@ -26,7 +26,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   { key: "server_url", kind: "url", doc: "KITT server base URL (http or https)" },
   { key: "token", kind: "string", doc: "agent token sent as Bearer to the server and required by the local API" },
   { key: "name", kind: "name", doc: "agent name registered with the server (default: host name)" },
-  { key: "host", kind: "string", doc: "address the agent's own API listens on" },
+  { key: "host", kind: "host", doc: "address the agent's own API binds: 0.0.0.0 (all interfaces, the default), 127.0.0.1 (this host only), an interface's address or a host name" },
   { key: "port", kind: "int", min: 1, max: 65535, doc: "port of the agent's own API" },
   { key: "model_storage_dir", kind: "path", doc: "local directory for staged models" },
   { key: "model_share_source", kind: "string", doc: "NFS share source, e.g. nas:/volume1/models" },

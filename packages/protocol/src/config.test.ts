@@ -94,6 +94,8 @@ describe("loadAgentConfig", () => {
     ["name: 'bad name/x'", `name must be 1-128 letters, digits, '.', '_' or '-', got "bad name/x"`],
     ["model_storage_dir: [a, b]", "model_storage_dir must be a path, got a list"],
     ["tls: 5", "tls must be a mapping with cert, key, ca, got 5"],
+    ["host: 'kitt host'", 'host must be an IP address or host name (0.0.0.0 for all interfaces, 127.0.0.1 for this host only), got "kitt host"'],
+    ["host: 10.0.0.300", 'host must be an IP address or host name (0.0.0.0 for all interfaces, 127.0.0.1 for this host only), got "10.0.0.300"'],
     ["execution: podman", 'execution must be one of auto, docker, host, got "podman"'],
     ["docker_gpus: some", 'docker_gpus must be one of auto, all, none, got "some"'],
     ["kitt_image: 'kitt latest'", 'kitt_image must be a Docker image reference like kitt:latest or registry/kitt:1.7, got "kitt latest"'],
@@ -102,6 +104,11 @@ describe("loadAgentConfig", () => {
     const err = await loadError(`server_url: http://k\n${line}\n`);
     expect(err.message).toBe(`${join(dir, "agent.yaml")}: ${message}`);
     expect(err.message).not.toContain("\n");
+  });
+
+  it.each(["127.0.0.1", "::", "10.1.2.3", "gpu-01.lab.example", "localhost"])("host %s is accepted as it is", async (host) => {
+    const { config } = await load(`server_url: http://k\nhost: "${host}"\n`);
+    expect(config.host).toBe(host);
   });
 
   it("reads the Docker execution settings from the file and the environment", async () => {

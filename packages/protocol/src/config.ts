@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { isIP } from "node:net";
 import { homedir as osHomedir, hostname as osHostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
@@ -90,6 +91,9 @@ export function resolveConfigPath(explicit: string | undefined, envr: ConfigEnvi
   return resolve(envr.cwd ?? process.cwd(), expandHome(raw, envr.homedir ?? osHomedir()));
 }
 
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (value === null) return "null";
@@ -141,6 +145,12 @@ function convert(spec: FieldSpec, raw: unknown, baseDir: string, home: string): 
         return bad("1-128 letters, digits, '.', '_' or '-'");
       }
       return { value: raw };
+    }
+    case "host": {
+      if (typeof raw !== "string") return bad("an IP address or host name");
+      const text = raw.trim();
+      // A last label of digits only is a mistyped address (10.0.0.300), not a name.
+      return isIP(text) !== 0 || (HOST_NAME.test(text) && !/(^|\.)\d+$/.test(text)) ? { value: text } : bad("an IP address or host name (0.0.0.0 for all interfaces, 127.0.0.1 for this host only)");
     }
     case "image": {
       if (typeof raw !== "string") return bad("a Docker image reference");

@@ -15,6 +15,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
     "printf '%s\\n' \"$TOKEN\" | <%= config.bin %> init --server http://kitt:8080 --token - --json",
     "KITT_AGENT_TOKEN=s3cret <%= config.bin %> init --server https://kitt:8080 --ca-cert ca.pem --ca-key ca-key.pem",
     "<%= config.bin %> init --server https://kitt:8080 --tls-cert agent.pem --tls-key agent-key.pem --tls-ca ca.pem --force",
+    "<%= config.bin %> init --server http://kitt:8080 --host 127.0.0.1 --port 9090",
     "<%= config.bin %> init --server http://kitt:8080 --model-dir /data/models --share-source nas:/volume1/models --share-mount /mnt/models",
   ];
 
@@ -26,6 +27,10 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
     }),
     "token-file": Flags.string({ summary: "Read the token from this file (one line; keeps it out of `ps`)." }),
     name: Flags.string({ summary: "Agent name (default: the host name)." }),
+    host: Flags.string({
+      summary: "Address the agent's own API binds (default 0.0.0.0: all interfaces; 127.0.0.1: this host only).",
+      description: "An IP address (IPv4 or IPv6) or a host name; written to agent.yaml as host.",
+    }),
     port: Flags.integer({ summary: "Port of the agent's own API.", default: 8090, min: 1, max: 65535 }),
     "model-dir": Flags.string({ summary: "Local model storage directory (default ~/.kitt/models)." }),
     "share-source": Flags.string({ summary: "NFS share source, e.g. nas:/volume1/models." }),
@@ -52,6 +57,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
       envToken: process.env.KITT_AGENT_TOKEN,
       ...(flags.token === "-" ? { stdin: process.stdin } : {}),
       name: flags.name,
+      host: flags.host,
       port: flags.port,
       modelDir: flags["model-dir"],
       shareSource: flags["share-source"],

@@ -21,6 +21,8 @@ Refuses to start when the pid file names a live agent; a stale pid file is repla
   };
 
   async run(): Promise<void> {
+    // First: ps, top and ss name the agent kitt-agent from its first moment, not node or MainThread.
+    process.title = "kitt-agent";
     const { flags } = await this.parse(Start);
     const { loadCliConfig } = await import("../lib/config.js");
     const loaded = await loadCliConfig(flags.config);
@@ -28,7 +30,7 @@ Refuses to start when the pid file names a live agent; a stale pid file is repla
     const config = flags.insecure ? { ...loaded.config, insecure: true } : loaded.config;
     if (flags.preflight) {
       const { preflightFromConfig } = await import("../lib/preflight.js");
-      const { result, table } = await preflightFromConfig(flags.config, {});
+      const { result, table } = await preflightFromConfig(flags.config, { insecure: flags.insecure });
       if (!result.ok) {
         this.note(table);
         const { KittError } = await import("@kitt/protocol");
@@ -44,7 +46,7 @@ Refuses to start when the pid file names a live agent; a stale pid file is repla
       logFormat: pretty ? "pretty" : "json",
       logColour: pretty && tty && process.env.NO_COLOR === undefined,
     });
-    this.note(`kitt-agent ${config.name} running; local API on ${agent.url} (stop with Ctrl-C or kitt-agent stop)`);
+    this.note(`kitt-agent ${config.name} running; local API on ${agent.url} (listening on ${agent.address}; stop with Ctrl-C or kitt-agent stop)`);
     await agent.done;
     // The agent has stopped and closed what it opened; whatever still holds the
     // event loop (a socket a client left open, a library's timer) must not keep a

@@ -4,8 +4,9 @@ import { BaseCommand } from "../lib/base-command.js";
 
 export default class Status extends BaseCommand {
   static override summary = "Show the configuration, whether the daemon runs, and the service state.";
-  static override description =
-    "Reads agent.yaml (the token masked), asks the local daemon for /api/status (running job, storage, heartbeat) and, when the systemd service is installed, systemd for its state. Exits 0 whether or not the daemon runs: check `daemon.running` in --json.";
+  static override description = `Reads agent.yaml (the token masked), asks the local daemon for /api/status (running job, storage, heartbeat) and, when the systemd service is installed, systemd for its state.
+
+Exit codes: 0 the daemon runs and serves, 1 it runs in error (the server rejects its token, heartbeats fail, a bad answer), 3 it is not running (or there is no agent.yaml), 2 agent.yaml is invalid. --json prints one document in every case: \`state\` (running, error, not-running, not-configured) and \`problem\` say the same.`;
 
   static override examples = ["<%= config.bin %> status", "<%= config.bin %> status --json"];
 
@@ -15,15 +16,14 @@ export default class Status extends BaseCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status);
-    const { loadCliConfig } = await import("../lib/config.js");
-    const { agentStatus, formatStatus } = await import("../lib/status.js");
-    const loaded = await loadCliConfig(flags.config);
-    for (const w of loaded.warnings) this.note(`warning: ${w}`);
-    const status = await agentStatus(loaded, async () => {
+    const { formatStatus, statusReport } = await import("../lib/status.js");
+    const { report, warnings, exitCode } = await statusReport(flags.config, async () => {
       const { serviceDeps, serviceState } = await import("../lib/service.js");
       return serviceState(serviceDeps());
     });
-    if (flags.json) this.printJson(status);
-    else this.out(formatStatus(status));
+    for (const w of warnings) this.note(`warning: ${w}`);
+    if (flags.json) this.printJson(report);
+    else this.out(formatStatus(report));
+    if (exitCode !== 0) this.exit(exitCode);
   }
 }

@@ -8,6 +8,7 @@ export function formatInitResult(result: InitResult): string {
     ["server_url", w.server_url ?? ""],
     ["token", maskToken(w.token ?? "")],
     ["name", w.name ?? ""],
+    ["host", w.host ?? "0.0.0.0 (default: all interfaces)"],
     ["port", String(w.port ?? "")],
     ["model_storage_dir", w.model_storage_dir ?? ""],
   ];

@@ -20,6 +20,8 @@ export interface InitOptions {
   envToken?: string;
   stdin?: Readable;
   name?: string;
+  /** Address the agent's API binds (agent.yaml `host`); absent: the default, 0.0.0.0. */
+  host?: string;
   port?: number;
   modelDir?: string;
   shareSource?: string;
@@ -51,6 +53,7 @@ const FLAG_OF: Record<string, string> = {
   server_url: "--server",
   token: "--token",
   name: "--name",
+  host: "--host",
   port: "--port",
   model_storage_dir: "--model-dir",
   model_share_source: "--share-source",
@@ -113,6 +116,7 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
   const token = await readTokenInput(options);
   const doc: AgentConfigFile = { server_url: options.server.trim(), token: token ?? "" };
   if (options.name !== undefined) doc.name = options.name;
+  if (options.host !== undefined) doc.host = options.host.trim();
   if (options.port !== undefined) doc.port = options.port;
   if (options.modelDir !== undefined) doc.model_storage_dir = abs(options.modelDir);
   if (options.shareSource !== undefined) doc.model_share_source = options.shareSource;

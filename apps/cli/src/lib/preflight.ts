@@ -1,4 +1,5 @@
-import type { PreflightOptions, PreflightResult } from "@kitt/hardware";
+import type { PreflightCheckId, PreflightOptions, PreflightResult } from "@kitt/hardware";
+import { UsageError } from "@kitt/protocol";
 
 import { loadOptionalConfig } from "./optional-config.js";
 
@@ -6,6 +7,10 @@ export interface PreflightFlags {
   server?: string | undefined;
   port?: number | undefined;
   modelDir?: string | undefined;
+  /** --insecure: do not verify the server's certificate (as `start --insecure`). */
+  insecure?: boolean | undefined;
+  /** --skip CHECK, repeatable: check ids not to run. */
+  skip?: string[] | undefined;
 }
 
 /**
@@ -30,9 +35,15 @@ export async function preflightFromConfig(
   configPath: string | undefined,
   flags: PreflightFlags,
 ): Promise<{ result: PreflightResult; table: string; json: string }> {
+  const { formatPreflightJson, formatPreflightTable, PREFLIGHT_CHECK_IDS, runPreflight } = await import("@kitt/hardware");
+  const skip = (flags.skip ?? []).map((id) => {
+    if (!(PREFLIGHT_CHECK_IDS as readonly string[]).includes(id)) {
+      throw new UsageError(`--skip ${id}: no such check (valid: ${PREFLIGHT_CHECK_IDS.join(", ")})`);
+    }
+    return id as PreflightCheckId;
+  });
   const config = await loadOptionalConfig(configPath);
-  const { formatPreflightJson, formatPreflightTable, runPreflight } = await import("@kitt/hardware");
-  const options: PreflightOptions = {};
+  const options: PreflightOptions = { skip };
   const server = flags.server ?? config?.server_url;
   if (server !== undefined && server !== "") options.serverUrl = server;
   const port = flags.port ?? config?.port;
@@ -42,8 +53,13 @@ export async function preflightFromConfig(
   if (config !== undefined) {
     options.benchmarkCommand = config.benchmark_command;
     options.tls = { ...config.tls, insecure: config.insecure };
+    // The token is checked for the server agent.yaml names, not for another one given as --server.
+    if (config.token !== "" && (flags.server === undefined || flags.server.replace(/\/+$/, "") === config.server_url)) {
+      options.agent = { name: config.name, token: config.token };
+    }
     if (config.kitt_image !== "") options.kittImage = config.kitt_image;
   }
+  if (flags.insecure === true) options.tls = { ...options.tls, insecure: true };
   const result = await runPreflight(options);
   if (config !== undefined) await checkServicePath(result, config.benchmark_command);
   return { result, table: formatPreflightTable(result), json: formatPreflightJson(result) };

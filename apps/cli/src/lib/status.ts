@@ -4,7 +4,19 @@ import { maskToken } from "./config.js";
 import { daemonRequest, DaemonNotRunningError, daemonUrl, errorText } from "./daemon-client.js";
 import type { ServiceState } from "./service.js";
 
+/**
+ * What `status` concludes, and its exit code: running 0 (the daemon serves,
+ * heartbeats are accepted), error 1 (it answers but something is wrong:
+ * token rejected, heartbeats failing, a bad answer), not-running 3 (nothing
+ * answers), not-configured 3 (no agent.yaml; 2 when it exists but is invalid).
+ */
+export type AgentState = "running" | "error" | "not-running" | "not-configured";
+
 export interface AgentStatus {
+  configured: true;
+  state: AgentState;
+  /** Why the state is error: one line. */
+  problem?: string;
   config: {
     path: string;
     server_url: string;
@@ -39,7 +51,11 @@ export async function agentStatus(
     }
   })();
   const [daemon, svc] = await Promise.all([daemonProbe, service()]);
+  const { state, problem } = verdict(daemon);
   return {
+    configured: true,
+    state,
+    ...(problem === undefined ? {} : { problem }),
     config: {
       path: loaded.path,
       server_url: config.server_url,
@@ -52,6 +68,58 @@ export async function agentStatus(
     daemon,
     service: svc,
   };
+}
+
+/** No agent.yaml (or one that cannot be read): still one document, with the reason. */
+export interface UnconfiguredStatus {
+  configured: false;
+  state: "not-configured";
+  problem: string;
+  config: { path: string };
+  daemon: { running: false };
+  service: ServiceState;
+}
+
+export type StatusReport = AgentStatus | UnconfiguredStatus;
+
+const EXIT_OF: Record<AgentState, number> = { running: 0, error: 1, "not-running": 3, "not-configured": 3 };
+
+/** The config's error when it is missing or invalid, the status otherwise; with warnings and the exit code. */
+export async function statusReport(
+  configPath: string | undefined,
+  service: () => Promise<ServiceState>,
+  options: { timeoutMs?: number } = {},
+): Promise<{ report: StatusReport; warnings: string[]; exitCode: number }> {
+  const { loadAgentConfig, resolveConfigPath } = await import("@kitt/protocol");
+  let loaded: { config: AgentConfig; path: string; warnings: string[] };
+  try {
+    loaded = await loadAgentConfig({ ...(configPath === undefined ? {} : { path: configPath }), requireServer: true });
+  } catch (err) {
+    const e = err as Error & { code?: string; file?: string; cause?: { code?: string } };
+    if (e.code !== "CONFIG") throw err;
+    const path = e.file ?? resolveConfigPath(configPath);
+    const problem = e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message;
+    const report: UnconfiguredStatus = { configured: false, state: "not-configured", problem, config: { path }, daemon: { running: false }, service: await service() };
+    // A file that is there but invalid is the user's to fix (2); no file at all: nothing runs (3).
+    return { report, warnings: [], exitCode: e.cause?.code === "ENOENT" ? EXIT_OF["not-configured"] : 2 };
+  }
+  const report = await agentStatus(loaded, service, options);
+  return { report, warnings: loaded.warnings, exitCode: EXIT_OF[report.state] };
+}
+
+/** running, error or not-running from what the daemon answered (and its heartbeat's health). */
+function verdict(daemon: AgentStatus["daemon"]): { state: AgentState; problem?: string } {
+  if (!daemon.running) {
+    return daemon.error === undefined ? { state: "not-running" } : { state: "error", problem: `the daemon does not answer properly on ${daemon.url}: ${daemon.error}` };
+  }
+  if (daemon.status === undefined) return { state: "error", problem: `the daemon answers on ${daemon.url} but: ${daemon.error ?? "no status"}` };
+  const hb = record(field(daemon.status, "heartbeat"));
+  const lastError = text(hb?.lastError);
+  const why = lastError === undefined ? "" : ` (${lastError})`;
+  if (hb?.health === "unauthorized") return { state: "error", problem: `the server rejects the agent's token${why}: check token in agent.yaml` };
+  if (hb?.health === "failing") return { state: "error", problem: `heartbeats are failing${why}` };
+  if (text(field(daemon.status, "status")) === "error") return { state: "error", problem: "the daemon reports status error" };
+  return { state: "running" };
 }
 
 function field(status: Record<string, unknown> | undefined, key: string): unknown {
@@ -116,8 +184,15 @@ function heartbeatLines(st: Record<string, unknown>, nowMs: number): string[] {
   return lines;
 }
 
+function serviceLine(service: ServiceState): string {
+  return service.installed ? `service  ${service.unitPath}: ${service.enabled}, ${service.active}` : "service  not installed";
+}
+
 /** The human form. */
-export function formatStatus(s: AgentStatus, nowMs: number = Date.now()): string {
+export function formatStatus(s: StatusReport, nowMs: number = Date.now()): string {
+  if (!s.configured) {
+    return [`config   ${s.config.path}: ${s.problem}`, "daemon   not running (no configuration)", serviceLine(s.service)].join("\n");
+  }
   const lines = [
     `config   ${s.config.path}`,
     `server   ${s.config.server_url}${s.config.tls ? " (mTLS)" : ""}`,
@@ -144,8 +219,7 @@ export function formatStatus(s: AgentStatus, nowMs: number = Date.now()): string
     const version = text(field(st, "version"));
     if (version !== undefined) lines.push(`version  ${version}`);
   }
-  lines.push(
-    s.service.installed ? `service  ${s.service.unitPath}: ${s.service.enabled}, ${s.service.active}` : "service  not installed",
-  );
+  lines.push(serviceLine(s.service));
+  if (s.problem !== undefined) lines.push(`problem  ${s.problem}`);
   return lines.join("\n");
 }
