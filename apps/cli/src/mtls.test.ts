@@ -67,8 +67,10 @@ describe("status / logs / test stop against a real daemon serving mTLS", () => {
     const other = join(home, "other.yaml");
     await writeAgentConfig(other, { ...base, tls: { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert } });
     const pinned = await runCli(["status", "--json", "--config", other], env);
-    expect(pinned.code).toBe(0);
-    const refused = JSON.parse(pinned.stdout) as { daemon: { running: boolean; error?: string } };
+    // Something answers on the port but is not to be trusted: status says error (exit 1), not "not running".
+    expect(pinned.code).toBe(1);
+    const refused = JSON.parse(pinned.stdout) as { state: string; daemon: { running: boolean; error?: string } };
+    expect(refused.state).toBe("error");
     expect(refused.daemon.running).toBe(false);
     expect(refused.daemon.error).toBe(`the daemon presented a certificate other than tls.cert (${pki.clientCert}): refusing to talk to it`);
     // Without tls.ca the chain is not checked, but the pin still is.

@@ -137,6 +137,43 @@ describe("kitt-agent status", () => {
     expect(stopped.code).toBe(0);
   });
 
+  it("exits 1 when the real daemon runs but the server rejects its token", async () => {
+    const home = await tempDir();
+    // The server knows gpu-03 with another token: registration and heartbeats get 403.
+    const server = await startFakeKittServer({ agents: [{ name: "gpu-03", token: "the-servers-token-0123" }] });
+    closers.push(() => server.close());
+    await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
+      server_url: server.url,
+      token: TOKEN,
+      name: "gpu-03",
+      host: "127.0.0.1",
+      port: await closedPort(),
+      model_storage_dir: join(home, "models"),
+    });
+    const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
+    const agent = await startCliBackground(["start"], env, /running; local API on/);
+    closers.push(async () => {
+      if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
+    });
+    let last = await runCli(["status", "--json"], env);
+    const deadline = Date.now() + 30_000;
+    while ((JSON.parse(last.stdout) as { state: string }).state !== "error" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      last = await runCli(["status", "--json"], env);
+    }
+    expect(last.code).toBe(1);
+    expect(JSON.parse(last.stdout)).toMatchObject({
+      configured: true,
+      state: "error",
+      problem: expect.stringMatching(/^the server rejects the agent's token \(.*403.*\): check token in agent\.yaml$/),
+      daemon: { running: true },
+    });
+    const human = await runCli(["status"], env);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(/^problem +the server rejects the agent's token/m);
+    expect((await runCli(["stop"], env)).code).toBe(0);
+  });
+
   it("without agent.yaml: exit 3, and --json is still one document (configured: false)", async () => {
     const home = await tempDir();
     const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
