@@ -68,7 +68,7 @@ describe("checkCommand", () => {
   });
 
   it("reports unsupported types by name, after checking their ids", () => {
-    expect(errorOf(cmd({ type: "install_engine" }))).toBe("unsupported command type: install_engine");
+    expect(errorOf(cmd({ type: "flash_bios" }))).toBe("unsupported command type: flash_bios");
     expect(errorOf(cmd({ type: "run_container", command_id: "../x" }))).toMatch(/^invalid run_container command: command_id must match/);
   });
 

@@ -18,6 +18,7 @@ import {
 
 /** Free-form names (engine mode, benchmark, profile): letters, digits, `.`, `_`, `-`. */
 import { checkRunContainer, checkStopContainer, CommandRefused, type ContainerCommandSpec } from "./container-command.js";
+import { checkEngineCommand, isEngineCommandType, type EngineCommandSpec } from "./engine-command.js";
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_MODEL_PATH = 4096;
@@ -42,7 +43,7 @@ export interface CleanupSpec {
   modelPath: string | undefined;
 }
 
-export type JobSpec = RunTestSpec | CleanupSpec | ContainerCommandSpec;
+export type JobSpec = RunTestSpec | CleanupSpec | ContainerCommandSpec | EngineCommandSpec;
 
 export type CheckedCommand = { ok: true; spec: JobSpec } | { ok: false; error: string };
 
@@ -110,6 +111,7 @@ export function checkCommand(command: ServerCommand): CheckedCommand {
       if (command.type === "run_container") return { ok: true, spec: checkRunContainer(commandId, testId, payload) };
       if (command.type === "stop_container") return { ok: true, spec: checkStopContainer(commandId, testId, payload) };
       if (command.type === "check_docker") return { ok: true, spec: { kind: "check_docker", commandId, testId } };
+      if (isEngineCommandType(command.type)) return { ok: true, spec: checkEngineCommand(command.type, commandId, testId, payload, (v) => checkModelPath(v)) };
       return { ok: false, error: `unsupported command type: ${command.type}` };
     }
     const payload = payloadOf(command);

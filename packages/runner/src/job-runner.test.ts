@@ -274,7 +274,7 @@ describe("JobRunner: onIdle", () => {
     expect(idle).toEqual(["idle running=0 queued=0"]);
     expect(t.reporter.trail().at(-1)).toBe("status t-3 completed");
 
-    const refused = t.runner.submit({ kind: "unknown", command_id: "c-9", test_id: "t-9", type: "install_engine", payload: {} } as ServerCommand);
+    const refused = t.runner.submit({ kind: "unknown", command_id: "c-9", test_id: "t-9", type: "flash_bios", payload: {} } as ServerCommand);
     expect(refused.accepted).toBe(false);
     await until(() => idle.length === 2, "onIdle after the refusal");
     // Called after the refusal was reported, so the server already knows.
@@ -291,12 +291,12 @@ describe("JobRunner: onIdle", () => {
 describe("JobRunner: refused commands", () => {
   it("unsupported types and invalid commands are reported failed, nothing runs", async () => {
     const t = await setup();
-    const start: ServerCommand = { kind: "unknown", command_id: "c-9", test_id: "t-9", type: "start_engine", payload: {} };
-    expect(t.runner.submit(start)).toMatchObject({ accepted: false, error: "unsupported command type: start_engine", reported: true });
+    const start: ServerCommand = { kind: "unknown", command_id: "c-9", test_id: "t-9", type: "flash_bios", payload: {} };
+    expect(t.runner.submit(start)).toMatchObject({ accepted: false, error: "unsupported command type: flash_bios", reported: true });
     const invalid: ServerCommand = { kind: "invalid", command_id: "c-8", test_id: "t-8", type: "run_test", error: "invalid command: payload is required", raw: {} };
     expect(t.runner.submit(invalid).accepted).toBe(false);
     await settle();
-    expect(t.reporter.statuses("t-9")).toEqual([{ status: "failed", error: "unsupported command type: start_engine" }]);
+    expect(t.reporter.statuses("t-9")).toEqual([{ status: "failed", error: "unsupported command type: flash_bios" }]);
     expect(t.reporter.results("c-8")).toEqual([{ command_id: "c-8", status: "failed", container_id: "", error: "invalid command: payload is required" }]);
     expect(t.resolver.calls).toEqual([]);
   });

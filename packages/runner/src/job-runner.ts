@@ -16,6 +16,7 @@ import { runTestJob, type RunContext } from "./run-test.js";
 import { executionPlanner, type PlanExecution } from "./execution-planner.js";
 import type { ContainerRuntime } from "@kitt/containers";
 import { runContainerJob, STOPPED_BY_REQUEST } from "./run-container.js";
+import { runEngineJob, type EngineDrivers } from "./engine-command.js";
 
 export const CANCELLED_BY_USER = "Cancelled by user";
 export const AGENT_RESTARTED = "Agent restarted during the job";
@@ -50,6 +51,8 @@ export interface JobRunnerOptions {
     /** Whether a container asking for GPUs gets them. */
     gpusAllowed: () => boolean;
   };
+  /** Native engines for install_engine / start_engine / stop_engine (none: those fail, saying so). */
+  engines?: EngineDrivers;
   /** Environment of the benchmark, and the PATH it is looked up on (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Jobs run at the same time (default 1: GPUs are shared). */
@@ -504,6 +507,10 @@ export class JobRunner {
         const answer = await this.checkDocker();
         return { status: "completed", resultData: answer };
       }
+      case "install_engine":
+      case "start_engine":
+      case "stop_engine":
+        return runEngineJob(job, spec, this.opts.engines);
     }
   }
 
@@ -601,7 +608,7 @@ function describeSpec(spec: JobSpec): string {
 }
 
 /** Never wait in the queue: a service container runs beside benchmarks; queries answer at once. */
-const IMMEDIATE_KINDS = new Set<JobSpec["kind"]>(["run_container", "stop_container", "check_docker"]);
+const IMMEDIATE_KINDS = new Set<JobSpec["kind"]>(["run_container", "stop_container", "check_docker", "stop_engine"]);
 
 function resultOf(commandId: string, outcome: JobOutcome, containerId = ""): ResultReport {
   const report: ResultReport = { command_id: commandId, status: outcome.status, container_id: containerId, error: outcome.error ?? "" };
