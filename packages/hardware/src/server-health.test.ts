@@ -61,6 +61,26 @@ describe("checkServerHealth over HTTP", () => {
     expect((await checkServerHealth(`${server.url}/`, {}, 5000)).ok).toBe(true);
   });
 
+  it("with an agent, verifies its token by an authenticated call that stores nothing", async () => {
+    const server = await kitt({ agents: [{ name: "gpu-01", token: "good-token" }] });
+    expect(await checkServerHealth(server.url, {}, 5000, { name: "gpu-01", token: "good-token" })).toEqual({
+      ok: true,
+      detail: `${server.url} is healthy; token accepted for agent gpu-01`,
+    });
+    expect(await checkServerHealth(server.url, {}, 5000, { name: "gpu-01", token: "bad-token" })).toEqual({
+      ok: false,
+      detail: `${server.url} is healthy; token rejected for agent gpu-01 (HTTP 403): check token in agent.yaml`,
+    });
+    server.failNext(1, 500, { error: "boom" }, { path: "/api/v1/agents/gpu-01/results" });
+    expect(await checkServerHealth(server.url, {}, 5000, { name: "gpu-01", token: "good-token" })).toEqual({
+      ok: false,
+      detail: `${server.url} is healthy; token check answered HTTP 500 (POST /api/v1/agents/gpu-01/results)`,
+    });
+    expect(await checkServerHealth(server.url, {}, 5000, { name: "gpu-01", token: "" })).toEqual({ ok: true, detail: `${server.url} is healthy; no token to check` });
+    expect(server.results).toEqual([]);
+    expect(server.heartbeats).toEqual([]);
+  });
+
   it("fails on an error status", async () => {
     const server = await kitt();
     server.failNext(1, 503, { error: "maintenance" }, { path: "/api/v1/health" });
