@@ -7,6 +7,9 @@ import { isSafeId, parseServerCommand } from "@kitt/protocol";
 import type { JobInfo as RunnerJobInfo, JobRunner, ModelResolver } from "@kitt/runner";
 import type { ModelStore } from "@kitt/storage";
 
+import { EngineError, isNativeEngine } from "@kitt/engines";
+
+import type { EngineCatalog } from "./engines.js";
 import type { JobEnd, JobInfo, JobsApi, SubmitResult } from "./jobs-api.js";
 
 const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
@@ -62,7 +65,7 @@ export function toApiJob(info: RunnerJobInfo): JobInfo {
 }
 
 /** The local API's view of the JobRunner. */
-export function runnerJobsApi(runner: JobRunner): JobsApi {
+export function runnerJobsApi(runner: JobRunner, engines?: EngineCatalog): JobsApi {
   // A command id, or a test id: its latest job (a test id is what the server's pages show).
   const logsCommandId = (id: string): string | undefined =>
     runner.job(id) !== undefined ? id : runner.list().filter((j) => j.testId === id).at(-1)?.commandId;
@@ -77,6 +80,9 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
       if (command.type === "check_docker") {
         const answer = await runner.checkDocker();
         return { ok: true, body: answer };
+      }
+      if ((command.type === "engine_status" || command.type === "stop_engine") && engines !== undefined) {
+        return engineQuery(engines, command.type, (command.payload as Record<string, unknown>).engine_name);
       }
       const parsed = parseServerCommand(command);
       const result = runner.submit(parsed);
@@ -123,3 +129,20 @@ export function runnerJobsApi(runner: JobRunner): JobsApi {
 }
 
 export type { JobEnd };
+
+/** engine_status and stop_engine on the local API: answered on the call, as by the original agent. */
+async function engineQuery(engines: EngineCatalog, type: "engine_status" | "stop_engine", name: unknown): Promise<SubmitResult> {
+  if (type === "engine_status" && (name === undefined || name === null || name === "")) return { ok: true, body: { engines: await engines.statusAll() } };
+  if (typeof name !== "string" || !isNativeEngine(name)) {
+    return { ok: false, status: 400, error: `payload.engine_name must be one of ollama, llama_cpp, vllm, got ${JSON.stringify(name) ?? "nothing"}` };
+  }
+  const driver = engines.driver(name);
+  if (type === "engine_status") return { ok: true, body: { ...(await driver.status()) } };
+  try {
+    const stopped = await driver.stop();
+    return { ok: true, body: { success: true, error: "", pid: stopped.pid, stopped_by: stopped.stopped_by } };
+  } catch (err) {
+    if (err instanceof EngineError) return { ok: true, body: { success: false, error: err.message } };
+    throw err;
+  }
+}

@@ -16,6 +16,7 @@ import { type ApiLimits, createApiServer, resolveApiLimits } from "./api-server.
 import { agentMetrics } from "./agent-metrics.js";
 import { reportLostDispatches } from "./lost-dispatches.js";
 import { type AgentLogger, createAgentLogger, type LogFormat } from "./logging.js";
+import { engineCatalog } from "./engines.js";
 import { claimPidFile } from "./pid-file.js";
 import { checkStateDir } from "./state-dir.js";
 import { AGENT_VERSION, REPORTED_VERSION } from "./version.js";
@@ -237,6 +238,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       gpus: () => lastGpu,
       outbox: () => reporter.outboxState(),
     });
+    // Native engines the server's Engines page drives; probes cached for the heartbeat.
+    const engines = engineCatalog({ stateDir: config.state_dir, env, logger: logger.child({ component: "engines" }) });
     const runner = new JobRunner({
       resolver: storageResolver(store, (bytes) => metrics.stagedBytes(bytes)),
       reporter: metrics.observe(reporter),
@@ -256,6 +259,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         logger: logger.child({ component: "runner" }),
       }),
       containers: { runtime, agentLabel: config.name, gpusAllowed: containerGpus },
+      engines: (name) => engines.driver(name),
       env,
       maxQueued: config.max_queued_jobs,
       killGraceMs: config.cancel_grace_s * 1000,
@@ -288,7 +292,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       maxStreams: apiLimits.maxStreams,
       name: config.name,
       token: config.token,
-      jobs: runnerJobsApi(runner),
+      jobs: runnerJobsApi(runner, engines),
+      engines: () => engines.statusAll(),
       storageUsage: () => store.usage(),
       statusExtras: () => ({
         status: refs.heartbeat?.state.statusOverride ?? (runner.runningCount > 0 ? "running" : "idle"),
@@ -341,9 +346,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         const gpu = await sampleGpus();
         const usage = await store.usage().catch(() => undefined);
         const running = runner.list().find((j) => j.state === "running");
+        const engineList = engines.cached();
         return {
           status: runner.runningCount > 0 ? "running" : "idle",
           current_task: running?.testId ?? "",
+          ...(engineList !== undefined ? { engines: engineList } : {}),
           gpus: gpu.gpus,
           ...(gpu.gpu_utilization_pct !== undefined ? { gpu_utilization_pct: gpu.gpu_utilization_pct } : {}),
           ...(gpu.gpu_memory_used_gb !== undefined ? { gpu_memory_used_gb: gpu.gpu_memory_used_gb } : {}),

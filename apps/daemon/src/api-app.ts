@@ -41,6 +41,8 @@ export interface ApiDeps {
   maxStreams?: number;
   /** False while shutting down: new jobs are refused with 503. */
   accepting?(): boolean;
+  /** GET /api/engines: every native engine's status, probed now (none: the route is a 404). */
+  engines?(): Promise<object[]>;
 }
 
 const CANCEL_TYPES = new Set(["cancel", "stop"]);
@@ -166,6 +168,13 @@ export function createApiApp(deps: ApiDeps): express.Express {
     }
     res.status(202).json({ accepted: true, command_id: cmd.command_id });
   });
+
+  if (deps.engines !== undefined) {
+    const engines = deps.engines;
+    app.get("/api/engines", async (_req, res) => {
+      res.json({ engines: await engines() });
+    });
+  }
 
   app.get("/api/logs/:commandId", async (req, res) => {
     const commandId = String(req.params.commandId);
