@@ -32,6 +32,20 @@ async function terminal(w: World, testId: string, timeoutMs = 20_000): Promise<s
 }
 
 describe("the agent end to end", () => {
+  it("a reader who comes after a 5,000-line job gets its whole log from line 1 (kept on disk), with no lost-lines notice", async () => {
+    const w = await world({ lines: 5_000 });
+    const agent = await w.start();
+    const row = queue(w);
+    expect(await terminal(w, row.id, 40_000)).toEqual(["running", "completed"]);
+    const sse = await (await fetch(`${agent.url}/api/logs/${row.id}`, { headers: auth })).text();
+    expect(sse).not.toContain("event: dropped");
+    const steps = [...sse.matchAll(/"line":"\[(\d+)\/5000\] benchmark step \d+"/g)].map((m) => Number(m[1]));
+    expect(steps).toEqual(Array.from({ length: 5_000 }, (_, i) => i + 1));
+    expect(sse).toMatch(/^retry: \d+\n\nid: 1\nevent: log\n/);
+    // Where it is kept: <state_dir>/job-logs/<command id>.log, while the agent remembers the job.
+    expect(existsSync(join(w.config.state_dir, "job-logs", `${row.command_id}.log`))).toBe(true);
+  }, 60_000);
+
   it("registers, takes a job from the heartbeat, stages the model, runs, streams logs, reports the result, evicts", async () => {
     const w = await world({ lines: 20, stderrLine: true });
     const agent = await w.start();

@@ -165,6 +165,8 @@ export class JobRunner {
     }
     // Only now: no benchmark of an earlier run writes there any more.
     await rm(join(this.opts.workDir, "runs"), { recursive: true, force: true });
+    // Logs kept for readers of an earlier run's jobs: nobody can ask for those any more.
+    if (this.historyDir !== undefined) await rm(this.historyDir, { recursive: true, force: true });
     const reported: string[] = [];
     for (const rec of leftovers) {
       if (this.jobs.has(rec.commandId)) continue;
@@ -243,7 +245,7 @@ export class JobRunner {
     const maxQueued = this.opts.maxQueued ?? 16;
     const mustWait = this.running.size >= (this.opts.maxConcurrent ?? 1);
     if (mustWait && waiting >= maxQueued) return this.refuse(command, `job queue is full (${waiting} jobs waiting)`);
-    const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
+    const job = this.newJob(spec);
     this.jobs.set(spec.commandId, job);
     const persisted = this.journalJob(job);
     this.queue.push(job);
@@ -472,7 +474,7 @@ export class JobRunner {
   }
 
   private startImmediate(spec: JobSpec): SubmitResult {
-    const job = new Job(spec, { reporter: this.opts.reporter, logger: this.logger, ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES, now: this.now() });
+    const job = this.newJob(spec);
     this.jobs.set(spec.commandId, job);
     const persisted = this.journalJob(job);
     this.logger.info(`job ${spec.commandId} received: ${describeSpec(spec)}`);
@@ -585,10 +587,30 @@ export class JobRunner {
     return persisted;
   }
 
+  private newJob(spec: JobSpec): Job {
+    const dir = this.historyDir;
+    return new Job(spec, {
+      reporter: this.opts.reporter,
+      logger: this.logger,
+      ringLines: this.opts.ringLines ?? DEFAULT_RING_LINES,
+      now: this.now(),
+      ...(dir !== undefined ? { historyPath: join(dir, `${spec.commandId}.log`) } : {}),
+    });
+  }
+
+  /** Where jobs keep their whole log for late readers (`<stateDir>/job-logs`), while the runner remembers them. */
+  private get historyDir(): string | undefined {
+    return this.opts.stateDir === undefined ? undefined : join(this.opts.stateDir, "job-logs");
+  }
+
   private remember(job: Job): void {
     this.finishedOrder.push(job.commandId);
     const keep = this.opts.keepFinished ?? 20;
-    while (this.finishedOrder.length > keep) this.jobs.delete(this.finishedOrder.shift() as string);
+    while (this.finishedOrder.length > keep) {
+      const id = this.finishedOrder.shift() as string;
+      void this.jobs.get(id)?.logs.history?.remove();
+      this.jobs.delete(id);
+    }
   }
 
   private async report(testId: string, send: () => void | Promise<void>): Promise<void> {

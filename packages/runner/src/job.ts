@@ -3,7 +3,8 @@ import type { Logger } from "@kitt/protocol";
 import type { JobSpec } from "./command-validation.js";
 import type { Execution } from "./executor.js";
 import type { JobInfo, JobOutcome, JobState, Reporter } from "./job-types.js";
-import { LogStream } from "./log-stream.js";
+import { LogHistory } from "./log-history.js";
+import { DEFAULT_RING_CHARS, LogStream } from "./log-stream.js";
 
 /**
  * One accepted command from queue to outcome. Its log lines go to its
@@ -27,11 +28,13 @@ export class Job {
   private readonly reporter: Reporter;
   private readonly logger: Logger;
 
-  constructor(spec: JobSpec, init: { reporter: Reporter; logger: Logger; ringLines: number; now: number }) {
+  /** `historyPath`: where the whole log is kept on disk for late readers (none: the ring only). */
+  constructor(spec: JobSpec, init: { reporter: Reporter; logger: Logger; ringLines: number; now: number; historyPath?: string }) {
     this.spec = spec;
     this.reporter = init.reporter;
     this.logger = init.logger;
-    this.logs = new LogStream<JobOutcome>(init.ringLines);
+    const history = init.historyPath !== undefined ? new LogHistory(init.historyPath, init.logger) : undefined;
+    this.logs = new LogStream<JobOutcome>(init.ringLines, DEFAULT_RING_CHARS, history);
     this.queuedAt = init.now;
   }
 

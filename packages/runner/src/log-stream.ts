@@ -1,3 +1,4 @@
+import type { LogHistory } from "./log-history.js";
 import { LogSubscription } from "./log-subscription.js";
 
 export { LogSubscription };
@@ -59,10 +60,13 @@ export class LogStream<E = unknown> {
   /** Readers parked until a given seq is appended (a backlog of n lines): one map lookup per line. */
   private readonly dueAt = new Map<number, (() => void)[]>();
   private endInfo: { info: E } | undefined;
+  /** The whole log on disk, when kept: readers behind the ring read it there instead of losing lines. */
+  readonly history: LogHistory | undefined;
 
-  constructor(ringLines: number = DEFAULT_RING_LINES, ringChars: number = DEFAULT_RING_CHARS) {
+  constructor(ringLines: number = DEFAULT_RING_LINES, ringChars: number = DEFAULT_RING_CHARS, history?: LogHistory) {
     this.ring = new Array<LineEvent | undefined>(Math.max(1, ringLines));
     this.maxRingChars = ringChars;
+    this.history = history;
   }
 
   /** Seq of the last line appended (0 before the first). */
@@ -91,6 +95,7 @@ export class LogStream<E = unknown> {
   append(line: string): LogEntry {
     if (this.endInfo !== undefined) throw new Error("log stream already ended");
     const event: LineEvent = { type: "line", seq: ++this.seq, line };
+    this.history?.append(event.seq, line);
     const cap = this.ring.length;
     if (this.ringCount === cap) this.dropOldest();
     this.ring[(this.ringStart + this.ringCount) % cap] = event;
@@ -132,6 +137,7 @@ export class LogStream<E = unknown> {
   end(info: E): void {
     if (this.endInfo !== undefined) return;
     this.endInfo = { info };
+    void this.history?.close();
     this.wakeAll();
     this.wakeAllDue();
   }
@@ -192,7 +198,7 @@ export class LogStream<E = unknown> {
 
   subscribe(options: SubscribeOptions = {}): LogSubscription<E> {
     const from = options.liveOnly === true ? this.seq + 1 : Math.max(0, options.afterSeq ?? 0) + 1;
-    const sub = new LogSubscription<E>(this, from, Math.max(1, options.maxQueue ?? DEFAULT_SUBSCRIBER_QUEUE));
+    const sub = new LogSubscription<E>(this, from, Math.max(1, options.maxQueue ?? DEFAULT_SUBSCRIBER_QUEUE), this.seq);
     this.subs.add(sub);
     return sub;
   }

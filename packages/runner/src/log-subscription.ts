@@ -1,4 +1,7 @@
-import type { LogEvent, LogStream } from "./log-stream.js";
+import type { LineEvent, LogEvent, LogStream } from "./log-stream.js";
+
+/** Lines read from the history in one go. */
+const HISTORY_BATCH = 1000;
 
 /** One reader of a LogStream: `for await (const event of sub)`, `next()` or `nextBatch()`. */
 export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> {
@@ -12,8 +15,16 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
   private pending: (() => void) | undefined;
   /** Events taken from the stream that next() has not handed out yet (at most a dropped, a line, the end). */
   private ready: LogEvent<E>[] = [];
+  /** Lines read from the history and not handed out yet (cursor is past them once handed out). */
+  private historyCache: LineEvent[] = [];
 
-  constructor(stream: LogStream<E>, cursor: number, maxQueue: number) {
+  /**
+   * `lateUpTo`: the last line appended before this reader came. Those it may
+   * read from the job's history on disk whatever their age (it came late,
+   * it was not slow); lines appended later follow the live rule (a reader
+   * more than `maxQueue` behind skips ahead and is told).
+   */
+  constructor(stream: LogStream<E>, cursor: number, maxQueue: number, private readonly lateUpTo = 0) {
     this.stream = stream;
     this.cursor = cursor;
     this.maxQueue = maxQueue;
@@ -39,6 +50,11 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
     if (this.ready.length > 0 && !this.closed) return this.ready.splice(0);
     for (;;) {
       if (this.closed || this.endSent) return [];
+      if (this.historyCache.length > 0 || this.behindOnDisk()) {
+        const fromDisk = await this.fromHistory(max);
+        if (this.closed) return [];
+        if (fromDisk.length > 0) return fromDisk;
+      }
       const batch = this.take(max);
       if (batch.length > 0) return batch;
       await new Promise<void>((resolve) => {
@@ -77,6 +93,7 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
     if (this.closed) return;
     this.closed = true;
     this.ready = [];
+    this.historyCache = [];
     this.stream.detach(this);
     const pending = this.pending;
     if (pending !== undefined) {
@@ -98,11 +115,37 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
     }
   }
 
+  /** Whether the next line this reader wants came before it did, has left the ring, and is in the history. */
+  private behindOnDisk(): boolean {
+    const history = this.stream.history;
+    return history !== undefined && this.cursor <= this.lateUpTo && this.cursor < this.stream.firstSeq && this.cursor <= history.coveredUpTo;
+  }
+
+  /**
+   * Up to `max` lines behind the ring, from the job's history on disk, read
+   * HISTORY_BATCH at a time (none when there is none to read).
+   */
+  private async fromHistory(max: number): Promise<LineEvent[]> {
+    if (this.historyCache.length === 0) {
+      const history = this.stream.history;
+      if (history === undefined || !this.behindOnDisk()) return [];
+      const from = this.cursor;
+      const lines = await history.read(from, Math.min(this.stream.firstSeq - from, this.lateUpTo - from + 1, HISTORY_BATCH));
+      if (lines === undefined || this.cursor !== from || this.historyCache.length > 0) return [];
+      this.historyCache = lines.map((line, i) => ({ type: "line", seq: from + i, line }));
+    }
+    const out = this.historyCache.splice(0, Math.max(1, Math.min(max, this.historyCache.length)));
+    this.cursor += out.length;
+    return out;
+  }
+
   private take(max: number): LogEvent<E>[] {
     const out: LogEvent<E>[] = [];
     const last = this.stream.lastSeq;
-    // Behind the ring, or further behind than this reader may be: skip to what is kept.
-    const keepFrom = Math.max(this.stream.firstSeq, last - this.maxQueue + 1);
+    // Behind the ring (and not on disk), or a live reader further behind than it may be: skip to what is kept.
+    // Lines from before this reader came are not skipped for its queue: it came late, it was not slow.
+    const catchingUp = this.stream.history !== undefined && this.cursor <= this.lateUpTo;
+    const keepFrom = catchingUp ? this.stream.firstSeq : Math.max(this.stream.firstSeq, last - this.maxQueue + 1);
     if (this.cursor < keepFrom) {
       const lost = keepFrom - this.cursor;
       this.totalDropped += lost;
