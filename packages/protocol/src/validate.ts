@@ -1,4 +1,7 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
+
+import type * as AjvModule from "ajv";
+import type { Ajv, ErrorObject, ValidateFunction } from "ajv";
 
 import { ProtocolError } from "./errors.js";
 import { schemas, type SchemaName } from "./schemas.js";
@@ -11,7 +14,8 @@ const compiled = new Map<SchemaName, ValidateFunction>();
 function validatorFor(name: SchemaName): ValidateFunction {
   let fn = compiled.get(name);
   if (fn === undefined) {
-    ajv ??= new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+    // Loaded on the first validation, not at import: most CLI commands never validate a message.
+    ajv ??= new (createRequire(import.meta.url)("ajv") as typeof AjvModule).Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
     fn = ajv.compile(schemas[name]);
     compiled.set(name, fn);
   }
