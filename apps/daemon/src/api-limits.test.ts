@@ -34,7 +34,8 @@ function idleSocket(port: number): Promise<{ socket: Socket; closed: Promise<num
     sockets.push(socket);
     const closed = new Promise<number>((r) => socket.once("close", () => r(Date.now())));
     socket.on("error", () => {});
-    socket.once("connect", () => resolve({ socket, closed }));
+    // Read (nothing), so that the agent's close is seen: a paused socket never reports the end.
+    socket.once("connect", () => resolve({ socket: socket.resume(), closed }));
     socket.once("error", reject);
   });
 }

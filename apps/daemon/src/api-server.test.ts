@@ -29,7 +29,9 @@ async function tlsServer(idleTimeoutMs: number, maxConnections = 8) {
   return { pki, port: (server.address() as AddressInfo).port };
 }
 
-function closedWithin(socket: { once(e: "close", f: () => void): unknown }, ms: number): Promise<boolean> {
+function closedWithin(socket: { once(e: "close", f: () => void): unknown; resume(): unknown }, ms: number): Promise<boolean> {
+  // A paused socket never reports the server's close: read (nothing) while waiting.
+  socket.resume();
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve(false), ms);
     socket.once("close", () => {
