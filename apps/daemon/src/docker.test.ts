@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createServer, type AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { execFile } from "node:child_process";
 
@@ -19,6 +20,14 @@ import { SHUTDOWN_REASON } from "./agent.js";
 import { killProcessTree, spawnAgent } from "./test-spawn.js";
 import { closeWorld, makeWorld, TOKEN, type World } from "./test-agent.js";
 
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 const execFileP = promisify(execFile);
 const RUN = await dockerSuite();
 const tempDir = useTempDir(afterEach);
@@ -193,7 +202,8 @@ describe.skipIf(!RUN)("run_container, stop_container, check_docker (real Docker 
   it("run_container from the heartbeat with a health URL: healthy, logs streamed, stop_container stops it, the job completes, nothing left", async () => {
     const w = await dockerWorld({});
     const agent = await w.start();
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    // A port the kernel just had free (a random pick could land on another test's server: the health check would pass without httpd).
+    const port = await freePort();
     const cmd = w.server.queueCommand(w.config.name, "run_container", {
       image: serviceImage,
       gpu: false,
