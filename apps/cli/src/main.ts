@@ -29,6 +29,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`kitt-agent ${version()} (node ${process.version}, ${process.platform}-${process.arch})\n`);
     return EXIT_OK;
   }
+  try {
+    // The commands run most often skip oclif's own start-up.
+    const fast = await (await import("./lib/fast-path.js")).runFastPath(argv, process.env);
+    if (fast !== undefined) return fast;
+  } catch (err) {
+    const report = classifyError(err);
+    process.stderr.write(renderError(report, debug));
+    return report.exitCode;
+  }
   const { flush, run } = await import("@oclif/core");
   try {
     await run(argv, ROOT);

@@ -206,4 +206,22 @@ describe("kitt-agent status", () => {
     expect(json.code).toBe(2);
     expect(JSON.parse(json.stdout)).toMatchObject({ configured: false, state: "not-configured", problem: "port must be an integer 1-65535, got 99999", config: { path } });
   });
+
+  it("answered without oclif (the fast path) exactly as oclif answers it (--debug takes oclif's path)", async () => {
+    const home = await tempDir();
+    const env = cliEnv(home, { KITT_AGENT_UNIT_DIR: join(home, "units") });
+    const same = async (args: string[]) => {
+      const fast = await runCli(args, env);
+      const viaOclif = await runCli([...args, "--debug"], env);
+      expect({ code: fast.code, stdout: fast.stdout, stderr: fast.stderr }).toEqual({ code: viaOclif.code, stdout: viaOclif.stdout, stderr: viaOclif.stderr });
+      return fast;
+    };
+    expect((await same(["status"])).code).toBe(3);
+    expect((await same(["status", "--json"])).code).toBe(3);
+    const path = join(home, ".kitt", "agent.yaml");
+    await mkdir(join(home, ".kitt"), { recursive: true });
+    await writeFile(path, "server_url: http://kitt:8080\nport: 99999\n", { mode: 0o600 });
+    expect((await same(["status", "--json", "-c", path])).code).toBe(2);
+    expect((await same(["status", `--config=${path}`])).code).toBe(2);
+  });
 });

@@ -16,14 +16,12 @@ Exit codes: 0 the daemon runs and serves, 1 it runs in error (the server rejects
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status);
-    const { formatStatus, statusReport } = await import("../lib/status.js");
-    const { report, warnings, exitCode } = await statusReport(flags.config, async () => {
-      const { serviceDeps, serviceState } = await import("../lib/service.js");
-      return serviceState(serviceDeps());
-    });
-    for (const w of warnings) this.note(`warning: ${w}`);
-    if (flags.json) this.printJson(report);
-    else this.out(formatStatus(report));
+    // The same as the fast path in main.ts, which answers most `status` calls without oclif.
+    const { runStatusCommand } = await import("../lib/status-command.js");
+    const exitCode = await runStatusCommand(
+      { json: flags.json, config: flags.config },
+      { out: (t) => this.out(t), note: (t) => this.note(t), json: (v) => this.printJson(v) },
+    );
     if (exitCode !== 0) this.exit(exitCode);
   }
 }

@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+
+import { parseFastStatus } from "./fast-path.js";
+
+describe("parseFastStatus", () => {
+  it("takes exactly the plain forms of status; everything else is oclif's", () => {
+    const env = {};
+    expect(parseFastStatus(["status"], env)).toEqual({ json: false, config: undefined });
+    expect(parseFastStatus(["status", "--json"], env)).toEqual({ json: true, config: undefined });
+    expect(parseFastStatus(["status", "-c", "/a.yaml", "--json"], env)).toEqual({ json: true, config: "/a.yaml" });
+    expect(parseFastStatus(["status", "--config=/b.yaml"], env)).toEqual({ json: false, config: "/b.yaml" });
+    expect(parseFastStatus(["status"], { KITT_AGENT_CONFIG: "/env.yaml" })).toEqual({ json: false, config: "/env.yaml" });
+    expect(parseFastStatus(["status", "--config", "/flag.yaml"], { KITT_AGENT_CONFIG: "/env.yaml" })?.config).toBe("/flag.yaml");
+    for (const argv of [
+      ["stop"],
+      ["status", "--help"],
+      ["status", "-h"],
+      ["status", "--debug"],
+      ["status", "--json", "--json"],
+      ["status", "--config"],
+      ["status", "--config", "--json"],
+      ["status", "--config="],
+      ["status", "-c", "/a", "-c", "/b"],
+      ["status", "extra"],
+      ["status", "--jsonx"],
+    ]) {
+      expect(parseFastStatus(argv, env)).toBeUndefined();
+    }
+  });
+});

@@ -1,0 +1,23 @@
+import { formatStatus, statusReport } from "./status.js";
+
+export interface StatusCommandIo {
+  out(text: string): void;
+  note(text: string): void;
+  json(value: unknown): void;
+}
+
+/**
+ * `kitt-agent status`, whether oclif runs it or the fast path does: prints
+ * the report (or one JSON document) and returns the exit code (0 serving,
+ * 1 in error, 3 not running or not configured).
+ */
+export async function runStatusCommand(options: { json: boolean; config: string | undefined }, io: StatusCommandIo): Promise<number> {
+  const { report, warnings, exitCode } = await statusReport(options.config, async () => {
+    const { serviceDeps, serviceState } = await import("./service.js");
+    return serviceState(serviceDeps());
+  });
+  for (const w of warnings) io.note(`warning: ${w}`);
+  if (options.json) io.json(report);
+  else io.out(formatStatus(report));
+  return exitCode;
+}
