@@ -59,15 +59,14 @@ describe("CopyPool", () => {
     await chmod(path.join(dir, "ro.bin"), 0o444);
     await chmod(dir, 0o777);
     const poolFile = path.join(path.dirname(fileURLToPath(import.meta.url)), "copy-pool.ts");
-    const code = `const { CopyPool } = await import(process.argv[1]);
-      await new CopyPool(1).copyFile(process.argv[2], process.argv[3], 0); console.log("ok");`;
-    const nodeArgs = ["--input-type=module", "-e", code, poolFile, path.join(dir, "ro.bin"), path.join(dir, "copy.bin")];
-    // Root ignores file modes, so as root run the copy as nobody.
+    // Root ignores file modes, so as root the child drops to nobody, after loading the pool: the
+    // checkout (and node itself) may sit in a directory only root can read.
     const asRoot = process.getuid?.() === 0;
-    const [cmd, args] = asRoot
-      ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...nodeArgs]]
-      : [process.execPath, nodeArgs];
-    const child = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
+    const code = `const { CopyPool } = await import(process.argv[1]);
+      if (${asRoot}) { process.setgroups([]); process.setgid(65534); process.setuid(65534); }
+      await new CopyPool(1).copyFile(process.argv[2], process.argv[3], 0); console.log("ok");`;
+    const args = ["--input-type=module", "-e", code, poolFile, path.join(dir, "ro.bin"), path.join(dir, "copy.bin")];
+    const child = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 20_000 });
     expect(child.stderr).toBe("");
     expect(child.stdout).toBe("ok\n");
     expect((await stat(path.join(dir, "copy.bin"))).mode & 0o777).toBe(0o444);
