@@ -1,6 +1,6 @@
 import type { GpuSnapshot } from "@kitt/hardware";
 import type { HeartbeatState } from "@kitt/heartbeat";
-import type { StatusUpdate } from "@kitt/protocol";
+import type { EngineStatus, StatusUpdate } from "@kitt/protocol";
 import type { JobRunner, OutboxState, ReportRef, Reporter } from "@kitt/runner";
 
 import { MetricsRegistry } from "./metrics.js";
@@ -11,6 +11,8 @@ export interface AgentMetricsSources {
   gpus: () => GpuSnapshot;
   /** Status updates and results waiting for the server (the reporter's `outboxState()`). */
   outbox?: () => OutboxState;
+  /** The native engines' cached probes (undefined until the first probe ends). */
+  engines?: () => EngineStatus[] | undefined;
   now?: () => number;
 }
 
@@ -54,6 +56,12 @@ export function agentMetrics(src: AgentMetricsSources) {
     registry.gauge("kitt_agent_state_disk_error", "1 while the state dir's disk refuses the outbox's or log spool's writes (e.g. full), else 0.", () => [
       { value: outbox().disk_error === null ? 0 : 1 },
     ]);
+  }
+  if (src.engines !== undefined) {
+    const engines = src.engines;
+    const perEngine = (pick: (e: EngineStatus) => boolean) => () => (engines() ?? []).map((e) => ({ labels: { engine: e.engine }, value: pick(e) ? 1 : 0 }));
+    registry.gauge("kitt_agent_engine_installed", "1 when the native engine is installed (last probe, at most a minute old), else 0.", perEngine((e) => e.installed));
+    registry.gauge("kitt_agent_engine_running", "1 when the native engine is running (last probe, at most a minute old), else 0.", perEngine((e) => e.running));
   }
   const perGpu = (pick: (g: GpuSnapshot["gpus"][number]) => number | undefined) => () =>
     src.gpus().gpus.flatMap((g) => {

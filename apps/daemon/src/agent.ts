@@ -16,6 +16,7 @@ import { type ApiLimits, createApiServer, resolveApiLimits } from "./api-server.
 import { agentMetrics } from "./agent-metrics.js";
 import { reportLostDispatches } from "./lost-dispatches.js";
 import { type AgentLogger, createAgentLogger, type LogFormat } from "./logging.js";
+import { Drainer } from "./drain.js";
 import { engineCatalog } from "./engines.js";
 import { claimPidFile } from "./pid-file.js";
 import { checkStateDir } from "./state-dir.js";
@@ -70,6 +71,8 @@ export interface AgentHandle {
   config: AgentConfig;
   /** Stops taking jobs, cancels the running one, flushes reports, closes everything. Idempotent. */
   stop(reason?: string): Promise<void>;
+  /** Stops taking jobs, lets the accepted ones finish, then stops (see Drainer). Idempotent. */
+  drain(): { running: number; queued: number };
   /** Resolves when the agent has stopped. */
   done: Promise<void>;
 }
@@ -223,8 +226,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     const containerGpus = () => config.docker_gpus === "all" || (config.docker_gpus === "auto" && hostHasGpus);
     let autoCleanup = config.auto_cleanup;
     let lastGpu: GpuSnapshot = { gpus: [] };
+    // Native engines the server's Engines page drives; probes cached for the heartbeat.
+    const engines = engineCatalog({ stateDir: config.state_dir, env, logger: logger.child({ component: "engines" }) });
     // Metrics are wired before the runner and the loop exist; they read through these.
-    const refs: { runner?: JobRunner; heartbeat?: HeartbeatLoop } = {};
+    const refs: { runner?: JobRunner; heartbeat?: HeartbeatLoop; drainer?: Drainer } = {};
     const metrics = agentMetrics({
       runner: {
         get runningCount() {
@@ -237,9 +242,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       heartbeat: () => refs.heartbeat?.state ?? IDLE_HEARTBEAT,
       gpus: () => lastGpu,
       outbox: () => reporter.outboxState(),
+      engines: () => engines.cached(),
     });
-    // Native engines the server's Engines page drives; probes cached for the heartbeat.
-    const engines = engineCatalog({ stateDir: config.state_dir, env, logger: logger.child({ component: "engines" }) });
     const runner = new JobRunner({
       resolver: storageResolver(store, (bytes) => metrics.stagedBytes(bytes)),
       reporter: metrics.observe(reporter),
@@ -265,7 +269,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       killGraceMs: config.cancel_grace_s * 1000,
       autoCleanup: () => autoCleanup,
       // The server hands out one command per heartbeat: once idle, ask for the next one now.
-      onIdle: () => refs.heartbeat?.nudge(),
+      onIdle: () => {
+        refs.heartbeat?.nudge();
+        refs.drainer?.idle();
+      },
       logger: logger.child({ component: "runner" }),
     });
 
@@ -296,7 +303,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       engines: () => engines.statusAll(),
       storageUsage: () => store.usage(),
       statusExtras: () => ({
-        status: refs.heartbeat?.state.statusOverride ?? (runner.runningCount > 0 ? "running" : "idle"),
+        status: refs.drainer?.draining === true ? "draining" : (refs.heartbeat?.state.statusOverride ?? (runner.runningCount > 0 ? "running" : "idle")),
         version: AGENT_VERSION,
         agent_id: refs.heartbeat?.state.agentId ?? agentId ?? null,
         heartbeat: refs.heartbeat?.state ?? null,
@@ -307,7 +314,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         await sampleGpus();
         return metrics.render();
       },
-      accepting: () => accepting,
+      accepting: () => accepting && refs.drainer?.draining !== true,
+      drain: () => refs.drainer?.start(),
       logger: logger.child({ component: "api" }),
     });
     const tlsServer = config.tls.cert !== undefined && config.tls.key !== undefined;
@@ -422,6 +430,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       return stopping;
     };
 
+    const drainer = new Drainer({
+      stopIntake: () => heartbeat.stop(),
+      pending: () => ({ running: runner.runningCount, queued: runner.queuedCount }),
+      stop,
+      logger,
+    });
+    refs.drainer = drainer;
+
     if (options.handleSignals === true) {
       let signalled = false;
       const onSignal = (sig: NodeJS.Signals) => {
@@ -446,7 +462,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         process.off("SIGINT", onSignal);
       });
     }
-    return { url, address, port, config, stop, done };
+    return { url, address, port, config, stop, drain: () => drainer.start(), done };
   } catch (err) {
     await runCleanups();
     throw err;

@@ -43,6 +43,12 @@ export interface ApiDeps {
   accepting?(): boolean;
   /** GET /api/engines: every native engine's status, probed now (none: the route is a 404). */
   engines?(): Promise<object[]>;
+  /**
+   * POST /api/drain (`kitt-agent stop --drain`): stop taking jobs, let the
+   * accepted ones finish, then stop. Undefined while the agent is still
+   * starting (answered 503). Without this dependency the route is a 404.
+   */
+  drain?(): object | undefined;
 }
 
 const CANCEL_TYPES = new Set(["cancel", "stop"]);
@@ -168,6 +174,19 @@ export function createApiApp(deps: ApiDeps): express.Express {
     }
     res.status(202).json({ accepted: true, command_id: cmd.command_id });
   });
+
+  if (deps.drain !== undefined) {
+    const drain = deps.drain;
+    app.post("/api/drain", (_req, res) => {
+      const started = drain();
+      if (started === undefined) {
+        bodyError(res, 503, "the agent is still starting; try again in a moment");
+        return;
+      }
+      logger.info("drain requested");
+      res.status(202).json(started);
+    });
+  }
 
   if (deps.engines !== undefined) {
     const engines = deps.engines;

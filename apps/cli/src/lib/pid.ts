@@ -70,15 +70,14 @@ export interface StopDeps {
 }
 
 /**
- * SIGTERM to the agent named in the pid file, then waits for it to exit.
- * Never signals a process that is not a kitt-agent; clears a stale file.
+ * The pid of the agent named in the pid file: a NOT_RUNNING KittError when
+ * there is none (a stale file is removed), FOREIGN_PID when the file names a
+ * process that is not a kitt-agent (never signal that one).
  */
-export async function stopAgent(pidFile: string, timeoutMs: number, deps: StopDeps = {}): Promise<StopOutcome> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const now = deps.now ?? Date.now;
+export async function runningAgentPid(pidFile: string, procRoot?: string): Promise<number> {
   const pid = await readPidFile(pidFile);
   if (pid === undefined) throw new KittError(`the agent is not running (no pid file at ${pidFile})`, { code: "NOT_RUNNING" });
-  const check = checkProcess(pid, deps.procRoot);
+  const check = checkProcess(pid, procRoot);
   if (check.state === "gone") {
     await rm(pidFile, { force: true });
     throw new KittError(`the agent is not running: ${pidFile} named process ${pid}, which no longer exists (stale file removed)`, { code: "NOT_RUNNING" });
@@ -89,19 +88,51 @@ export async function stopAgent(pidFile: string, timeoutMs: number, deps: StopDe
       { code: "FOREIGN_PID" },
     );
   }
+  return pid;
+}
+
+function sleeper(deps: StopDeps): (ms: number) => Promise<void> {
+  return deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+}
+
+/** Waits until `pid` has exited; false when it still runs after `timeoutMs` (undefined: no limit). */
+export async function waitForExit(pid: number, timeoutMs: number | undefined, deps: StopDeps = {}): Promise<boolean> {
+  const sleep = sleeper(deps);
+  const now = deps.now ?? Date.now;
   const started = now();
+  while (checkProcess(pid, deps.procRoot).state !== "gone") {
+    if (timeoutMs !== undefined && now() - started >= timeoutMs) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/** SIGTERM to a checked agent pid, then waits for it to exit and clears its pid file. */
+export async function terminateAgent(pid: number, pidFile: string, timeoutMs: number, deps: StopDeps = {}): Promise<void> {
   try {
     process.kill(pid, "SIGTERM");
   } catch (err) {
     throw new KittError(`cannot signal process ${pid}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { code: "SIGNAL", cause: err });
   }
-  while (checkProcess(pid, deps.procRoot).state !== "gone") {
-    if (now() - started >= timeoutMs) {
-      throw new KittError(`the agent (pid ${pid}) is still running ${Math.round(timeoutMs / 1000)} s after SIGTERM`, { code: "STOP_TIMEOUT" });
-    }
-    await sleep(100);
+  if (!(await waitForExit(pid, timeoutMs, deps))) {
+    throw new KittError(`the agent (pid ${pid}) is still running ${Math.round(timeoutMs / 1000)} s after SIGTERM`, { code: "STOP_TIMEOUT" });
   }
-  // The agent removes its own pid file; a crash during shutdown may not have.
+  await clearPidFile(pidFile, pid);
+}
+
+/** The agent removes its own pid file; a crash during shutdown may not have. */
+export async function clearPidFile(pidFile: string, pid: number): Promise<void> {
   if ((await readPidFile(pidFile).catch(() => undefined)) === pid) await rm(pidFile, { force: true });
+}
+
+/**
+ * SIGTERM to the agent named in the pid file, then waits for it to exit.
+ * Never signals a process that is not a kitt-agent; clears a stale file.
+ */
+export async function stopAgent(pidFile: string, timeoutMs: number, deps: StopDeps = {}): Promise<StopOutcome> {
+  const now = deps.now ?? Date.now;
+  const pid = await runningAgentPid(pidFile, deps.procRoot);
+  const started = now();
+  await terminateAgent(pid, pidFile, timeoutMs, deps);
   return { pid, waitedMs: now() - started };
 }

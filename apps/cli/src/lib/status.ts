@@ -142,7 +142,7 @@ export function ago(thenMs: number, nowMs: number): string {
   return `${Math.round(s / 3600)} h ago`;
 }
 
-const STATE_WORDS: Record<string, string> = { idle: "idle", running: "running a job", error: "in error" };
+const STATE_WORDS: Record<string, string> = { idle: "idle", running: "running a job", error: "in error", draining: "draining (no new jobs; stops when the accepted ones end)" };
 
 /** The daemon's own summary word: the top-level `status`, else derived from `running`. */
 function stateWord(st: Record<string, unknown>): string {
