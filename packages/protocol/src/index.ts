@@ -12,3 +12,4 @@ export * from "./backoff.js";
 export * from "./client-errors.js";
 export * from "./client.js";
 export * from "./find-executable.js";
+export { http, https } from "./node-http.js";
