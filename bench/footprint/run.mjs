@@ -1,28 +1,44 @@
-// bench/footprint: the daemon's memory and CPU while idle.
+// bench/footprint: the daemon's memory and CPU, idle and under a steady load.
 //
-// Starts the real daemon (built @kitt/daemon) in a child process against the
-// fake KITT server with a 10 s heartbeat, and beside it, for reference, a bare
-// Node process that only keeps a timer. Both are sampled from /proc for the
-// same window (default 60 s; --seconds N). Prints RSS (start, end, peak) and
-// CPU seconds (user + system) of each, and the heartbeats the server got.
+// Idle (default): the agent started as operators start it (`kitt-agent start
+// --config FILE`, the built CLI) against the fake KITT server with a 10 s
+// heartbeat, and beside it, for reference, a bare Node process that only
+// keeps a timer. Both are sampled from /proc over the same window (default
+// 60 s; --seconds N). Prints RSS (start, end, peak) and CPU seconds of each.
+//
+// --soak: the daemon (built @kitt/daemon, in its own process) with a 1 s
+// heartbeat (the agent's own floor is 10 s: the bench shortens its sleeps as
+// the tests do) and a job queued every 10 s (a host benchmark printing 2,000
+// lines), for --seconds (default 600). Prints RSS at start and end, the peak,
+// and the slope of a least-squares line through one sample every 5 s after
+// the first minute, in MiB per hour: a flat agent stays near 0.
+//
+// --modules: also print the modules the daemon loaded, by package.
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-import { defaultConfig } from "@kitt/protocol";
-import { startFakeKittServer } from "@kitt/testkit";
+import { defaultConfig, writeAgentConfig } from "@kitt/protocol";
+import { startFakeKittServer, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "60" } } });
-const seconds = Number(values.seconds);
-if (!Number.isFinite(seconds) || seconds < 5) {
-  console.error("bench/footprint: --seconds must be a number >= 5");
+const { values } = parseArgs({ options: { seconds: { type: "string" }, soak: { type: "boolean" }, modules: { type: "boolean" } } });
+const soak = values.soak === true;
+const seconds = Number(values.seconds ?? (soak ? 600 : 60));
+if (!Number.isFinite(seconds) || seconds < 5 || (soak && seconds < 90)) {
+  console.error(`bench/footprint: --seconds must be a number >= ${soak ? "90 with --soak" : 5}`);
   process.exit(2);
 }
 const TICKS = 100; // USER_HZ on Linux
+const here = dirname(fileURLToPath(import.meta.url));
 const daemonEntry = createRequire(import.meta.url).resolve("@kitt/daemon");
+const cliBin = join(here, "..", "..", "apps", "cli", "bin", "run.js");
+const hook = join(here, "modules-hook.mjs");
 
 async function sample(pid) {
   const stat = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
@@ -31,40 +47,91 @@ async function sample(pid) {
   return { cpu, rssMb: rssKb / 1024 };
 }
 
+/** Least-squares slope of (seconds, MiB) points, in MiB per hour. */
+function slopePerHour(points) {
+  const n = points.length;
+  const mx = points.reduce((s, p) => s + p.t, 0) / n;
+  const my = points.reduce((s, p) => s + p.mb, 0) / n;
+  const sxy = points.reduce((s, p) => s + (p.t - mx) * (p.mb - my), 0);
+  const sxx = points.reduce((s, p) => s + (p.t - mx) ** 2, 0);
+  return sxx === 0 ? 0 : (sxy / sxx) * 3600;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dir = await mkdtemp(join(tmpdir(), "kitt-bench-footprint-"));
 const token = "bench-token-0123456789";
-const server = await startFakeKittServer({ agents: [{ name: "bench-agent", token }] });
+const name = "bench-agent";
+const server = await startFakeKittServer({ agents: [{ name, token }] });
 const children = [];
 try {
+  const share = join(dir, "share");
+  await writeFakeModel(join(share, "m"));
   const config = {
-    ...defaultConfig({ homedir: join(dir, "home"), hostname: "bench-agent" }),
+    ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
     server_url: server.url,
     token,
-    name: "bench-agent",
+    name,
     host: "127.0.0.1",
     port: 0,
     heartbeat_interval_s: 10,
     model_storage_dir: join(dir, "models"),
+    model_share_mount: share,
+    model_share_source: "nas:/volume1/models",
+    benchmark_command: await writeFakeBenchmark(join(dir, "bin"), { lines: 2000 }),
+    execution: "host",
     state_dir: join(dir, "state"),
     log_level: "warn",
   };
-  server.setSettings("bench-agent", { model_storage_dir: config.model_storage_dir, heartbeat_interval_s: "10" });
-  const configPath = join(dir, "config.json");
-  await writeFile(configPath, JSON.stringify(config));
-  const agentScript = `
-    import { readFileSync } from "node:fs";
-    import { startAgent } from ${JSON.stringify(daemonEntry)};
-    const agent = await startAgent(JSON.parse(readFileSync(${JSON.stringify(configPath)}, "utf8")), { handleSignals: true });
-    console.log("READY");
-    await agent.done;
-    process.exit(0);
-  `;
-  const agent = spawn(process.execPath, ["--input-type=module", "-e", agentScript], { cwd: dirname(daemonEntry), stdio: ["ignore", "pipe", "inherit"] });
+  await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
+  await chmod(config.state_dir, 0o700);
+  server.setSettings(name, {
+    model_storage_dir: config.model_storage_dir,
+    model_share_mount: share,
+    model_share_source: config.model_share_source,
+    heartbeat_interval_s: "10",
+  });
+  const nodeArgs = values.modules === true ? ["--import", hook] : [];
+  let agent;
+  if (soak) {
+    const configPath = join(dir, "config.json");
+    await writeFile(configPath, JSON.stringify(config));
+    const agentScript = `
+      import { readFileSync } from "node:fs";
+      import { startAgent } from ${JSON.stringify(daemonEntry)};
+      const sleep = (ms, signal) => new Promise((resolve) => {
+        const t = setTimeout(resolve, ms);
+        signal?.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+      });
+      const agent = await startAgent(JSON.parse(readFileSync(${JSON.stringify(configPath)}, "utf8")), {
+        handleSignals: true,
+        detect: { nvml: false },
+        heartbeat: { sleep: (ms, signal) => sleep(Math.min(ms, 1000), signal) },
+      });
+      console.log("READY");
+      await agent.done;
+      process.exit(0);
+    `;
+    agent = spawn(process.execPath, [...nodeArgs, "--input-type=module", "-e", agentScript], { cwd: dirname(daemonEntry), stdio: ["ignore", "pipe", "pipe"] });
+  } else {
+    const configPath = join(dir, "agent.yaml");
+    // agent.yaml names a real port: one the kernel just had free.
+    const probe = createServer().listen(0, "127.0.0.1");
+    await once(probe, "listening");
+    const port = probe.address().port;
+    await new Promise((r) => probe.close(r));
+    await writeAgentConfig(configPath, { ...config, port });
+    agent = spawn(process.execPath, [...nodeArgs, cliBin, "start", "--config", configPath, "--log-format", "json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  }
   const reference = spawn(process.execPath, ["-e", "setInterval(() => {}, 10_000)"], { stdio: "ignore" });
   children.push(agent, reference);
+  let stderr = "";
+  agent.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
+  agent.stdout.resume();
   await new Promise((resolve, reject) => {
-    agent.stdout.on("data", (c) => String(c).includes("READY") && resolve());
-    agent.once("exit", (code) => reject(new Error(`daemon exited early with code ${code}`)));
+    const ready = () => (soak ? true : /running; local API on/.test(stderr));
+    agent.stdout.on("data", (c) => (String(c).includes("READY") || ready()) && resolve());
+    agent.stderr.on("data", () => ready() && resolve());
+    agent.once("exit", (code) => reject(new Error(`daemon exited early with code ${code}: ${stderr}`)));
   });
   await server.waitFor(() => server.heartbeats.length >= 1, 15_000);
   const beatsBefore = server.heartbeats.length;
@@ -72,23 +139,41 @@ try {
   const r0 = await sample(reference.pid);
   let aPeak = a0.rssMb;
   let rPeak = r0.rssMb;
-  const until = Date.now() + seconds * 1000;
+  const started = Date.now();
+  const until = started + seconds * 1000;
+  const points = [];
+  let queued = 0;
+  let nextJobAt = started;
   while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 1000));
-    aPeak = Math.max(aPeak, (await sample(agent.pid)).rssMb);
+    if (soak && Date.now() >= nextJobAt) {
+      server.queueTest({ agent_name: name, model_path: join(share, "m"), engine_name: "vllm", suite_name: "quick" });
+      queued++;
+      nextJobAt += 10_000;
+    }
+    await sleep(1000);
+    const a = await sample(agent.pid);
+    aPeak = Math.max(aPeak, a.rssMb);
     rPeak = Math.max(rPeak, (await sample(reference.pid)).rssMb);
+    const t = (Date.now() - started) / 1000;
+    if (t >= 60 && Math.round(t) % 5 === 0) points.push({ t, mb: a.rssMb });
   }
   const a1 = await sample(agent.pid);
   const r1 = await sample(reference.pid);
   const beats = server.heartbeats.length - beatsBefore;
-  const row = (name, s0, s1, peak) =>
-    `${name.padEnd(22)} RSS ${s0.rssMb.toFixed(1).padStart(6)} -> ${s1.rssMb.toFixed(1).padStart(6)} MiB (peak ${peak.toFixed(1)})   CPU ${(s1.cpu - s0.cpu).toFixed(2)} s`;
-  console.log(`idle window: ${seconds} s, heartbeat interval 10 s, ${beats} heartbeats received by the server`);
+  const row = (label, s0, s1, peak) =>
+    `${label.padEnd(22)} RSS ${s0.rssMb.toFixed(1).padStart(6)} -> ${s1.rssMb.toFixed(1).padStart(6)} MiB (peak ${peak.toFixed(1)})   CPU ${(s1.cpu - s0.cpu).toFixed(2)} s`;
+  if (soak) {
+    const done = server.results.length;
+    console.log(`soak: ${seconds} s, 1 s heartbeat, a job every 10 s: ${queued} queued, ${done} results received, ${beats} heartbeats`);
+  } else console.log(`idle window: ${seconds} s, heartbeat interval 10 s, ${beats} heartbeats received by the server (daemon started with kitt-agent start)`);
   console.log(row("kitt-agent daemon", a0, a1, aPeak));
   console.log(row("bare node (reference)", r0, r1, rPeak));
   console.log(`daemon / reference: RSS x${(a1.rssMb / r1.rssMb).toFixed(2)}, CPU +${(a1.cpu - a0.cpu - (r1.cpu - r0.cpu)).toFixed(2)} s over ${seconds} s`);
+  if (soak) console.log(`RSS slope after the first minute: ${slopePerHour(points).toFixed(2)} MiB/hour over ${points.length} samples`);
   agent.kill("SIGTERM");
   await new Promise((r) => agent.once("exit", r));
+  const modules = stderr.indexOf("modules: ");
+  if (values.modules === true) console.log(modules === -1 ? "(the daemon printed no module list)" : stderr.slice(modules).trimEnd());
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   await server.close();

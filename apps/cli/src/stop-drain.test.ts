@@ -14,11 +14,15 @@ const AGENT = "gpu-drain";
 const TOKEN = "drain-token-0123456789";
 const MODEL = "/data/models/hf/Qwen/Qwen2.5-0.5B-Instruct";
 
-/** A benchmark that prints a line, then runs until `gate` exists (the test decides when it ends). */
+/**
+ * A benchmark that prints a line, then runs until `gate` exists (the test
+ * decides when it ends), or until its own directory is gone: a test that
+ * fails half-way never leaves it looping behind.
+ */
 async function gatedBenchmark(dir: string, gate: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const path = join(dir, "kitt");
-  await writeFile(path, `#!/bin/sh\necho "benchmark started"\nwhile [ ! -e '${gate}' ]; do sleep 0.1; done\necho "benchmark done"\n`);
+  await writeFile(path, `#!/bin/sh\necho "benchmark started"\nwhile [ ! -e '${gate}' ] && [ -d '${dir}' ]; do sleep 0.1; done\necho "benchmark done"\n`);
   await chmod(path, 0o755);
   return path;
 }

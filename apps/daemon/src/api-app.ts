@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from "express";
+import type { RequestListener } from "node:http";
 
 import {
   COMMAND_LIMITS,
@@ -6,12 +6,12 @@ import {
   type Logger,
   ProtocolError,
   isSafeId,
-  jsonTextTooDeep,
   parseCommandRequest,
   silentLogger,
 } from "@kitt/protocol";
 
 import { bearerAuth, isProbe } from "./auth.js";
+import { HttpApp, sendError, sendJson, sendText } from "./http-app.js";
 import type { JobInfo, JobsApi } from "./jobs-api.js";
 import { streamLogs } from "./sse.js";
 
@@ -53,23 +53,6 @@ export interface ApiDeps {
 
 const CANCEL_TYPES = new Set(["cancel", "stop"]);
 
-/**
- * JSON.parse takes any depth, but what walks the value afterwards (schema
- * checks, JSON.stringify into the job journal) recurses: a body nested
- * 100,000 levels deep overflowed the stack (a 500). Its text is checked
- * before it is parsed, for every route, and refused with a 400.
- */
-function refuseDeepJson(maxDepth: number): (req: Request, res: Response, buf: Buffer, encoding: string) => void {
-  return (_req, _res, buf, encoding) => {
-    const problem = jsonTextTooDeep(buf.toString(encoding as BufferEncoding), maxDepth);
-    if (problem !== undefined) throw Object.assign(new Error(`body ${problem}`), { status: 400, type: "entity.too.deep" });
-  };
-}
-
-function bodyError(res: Response, status: number, error: string): void {
-  res.status(status).json({ error });
-}
-
 /** Reads `payload.command_id` / `payload.test_id` for cancel and status requests. */
 function targetOf(cmd: CommandRequest): { commandId?: string; testId?: string } | string {
   const p = cmd.payload;
@@ -85,15 +68,15 @@ function targetOf(cmd: CommandRequest): { commandId?: string; testId?: string } 
  * The agent's own HTTP API (kitt-protocol.md section 3), compatible with the
  * original agent's routes, plus /api/health and /metrics.
  */
-export function createApiApp(deps: ApiDeps): express.Express {
+export function createApiApp(deps: ApiDeps): RequestListener {
   const logger = deps.logger ?? silentLogger;
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("etag", false);
+  const app = new HttpApp({ bodyLimitBytes: deps.bodyLimitBytes ?? 1024 * 1024, maxBodyDepth: deps.maxBodyDepth ?? COMMAND_LIMITS.maxDepth, logger });
   let activeStreams = 0;
 
-  app.get("/api/health", (_req, res) => {
-    res.json({ status: "ok" });
+  // Before the token check: the health check needs no credentials.
+  app.preGet("/api/health", (_req, res) => {
+    sendJson(res, 200, { status: "ok" });
+    return true;
   });
 
   /** What the original agent answered on /api/status: true values, nothing private. */
@@ -108,37 +91,30 @@ export function createApiApp(deps: ApiDeps): express.Express {
   // `kitt agent status` and the original CLI probe it so: a request that sends
   // no credentials gets exactly the probe fields. One that sends a token goes
   // through the check below (a wrong one is a 401) and gets the full body.
-  app.get("/api/status", (req, res, next) => {
-    if (isProbe(req, deps.token)) res.json(probe());
-    else next();
+  app.preGet("/api/status", (req, res) => {
+    if (!isProbe(req, deps.token)) return false;
+    sendJson(res, 200, probe());
+    return true;
   });
 
-  app.use(bearerAuth(deps.token));
-  app.use(
-    express.json({
-      limit: deps.bodyLimitBytes ?? 1024 * 1024,
-      strict: true,
-      type: ["application/json", "application/*+json"],
-      verify: refuseDeepJson(deps.maxBodyDepth ?? COMMAND_LIMITS.maxDepth),
-    }),
-  );
+  app.guard(bearerAuth(deps.token));
 
   app.post("/api/commands", async (req, res) => {
-    if (!req.is("application/json") || req.body === undefined || req.body === null || typeof req.body !== "object" || Array.isArray(req.body)) {
-      bodyError(res, 400, "body must be a JSON object sent with Content-Type: application/json");
+    if (!req.isJson || req.body === undefined || req.body === null || typeof req.body !== "object" || Array.isArray(req.body)) {
+      sendError(res, 400, "body must be a JSON object sent with Content-Type: application/json");
       return;
     }
     let cmd: CommandRequest;
     try {
       cmd = parseCommandRequest(req.body);
     } catch (err) {
-      bodyError(res, 400, err instanceof ProtocolError ? err.message : "invalid command");
+      sendError(res, 400, err instanceof ProtocolError ? err.message : "invalid command");
       return;
     }
     if (CANCEL_TYPES.has(cmd.type) || cmd.type === "status") {
       const target = targetOf(cmd);
       if (typeof target === "string") {
-        bodyError(res, 400, target);
+        sendError(res, 400, target);
         return;
       }
       if (cmd.type === "status") {
@@ -146,33 +122,33 @@ export function createApiApp(deps: ApiDeps): express.Express {
           target.commandId !== undefined
             ? deps.jobs.get(target.commandId)
             : deps.jobs.findByTestId?.(target.testId as string);
-        if (job === undefined) bodyError(res, 404, "no such job");
-        else res.json(job);
+        if (job === undefined) sendError(res, 404, "no such job");
+        else sendJson(res, 200, job);
         return;
       }
       const job: JobInfo | undefined = await deps.jobs.cancel(target);
       if (job === undefined) {
-        bodyError(res, 404, "no such job");
+        sendError(res, 404, "no such job");
         return;
       }
       logger.info(`cancel requested for ${job.command_id} (test ${job.test_id})`);
-      res.status(202).json({ accepted: true, command_id: cmd.command_id, cancelled: job.command_id, state: job.state });
+      sendJson(res, 202, { accepted: true, command_id: cmd.command_id, cancelled: job.command_id, state: job.state });
       return;
     }
     if (deps.accepting !== undefined && !deps.accepting()) {
-      bodyError(res, 503, "agent is shutting down");
+      sendError(res, 503, "agent is shutting down");
       return;
     }
     const result = await deps.jobs.submit(cmd);
     if (!result.ok) {
-      bodyError(res, result.status, result.error);
+      sendError(res, result.status, result.error);
       return;
     }
     if (result.body !== undefined) {
-      res.status(200).json(result.body);
+      sendJson(res, 200, result.body);
       return;
     }
-    res.status(202).json({ accepted: true, command_id: cmd.command_id });
+    sendJson(res, 202, { accepted: true, command_id: cmd.command_id });
   });
 
   if (deps.drain !== undefined) {
@@ -180,31 +156,31 @@ export function createApiApp(deps: ApiDeps): express.Express {
     app.post("/api/drain", (_req, res) => {
       const started = drain();
       if (started === undefined) {
-        bodyError(res, 503, "the agent is still starting; try again in a moment");
+        sendError(res, 503, "the agent is still starting; try again in a moment");
         return;
       }
       logger.info("drain requested");
-      res.status(202).json(started);
+      sendJson(res, 202, started);
     });
   }
 
   if (deps.engines !== undefined) {
     const engines = deps.engines;
     app.get("/api/engines", async (_req, res) => {
-      res.json({ engines: await engines() });
+      sendJson(res, 200, { engines: await engines() });
     });
   }
 
   app.get("/api/logs/:commandId", async (req, res) => {
-    const commandId = String(req.params.commandId);
+    const commandId = req.params.commandId ?? "";
     if (!isSafeId(commandId)) {
-      bodyError(res, 400, "command id must be 1-64 letters, digits, '_' or '-'");
+      sendError(res, 400, "command id must be 1-64 letters, digits, '_' or '-'");
       return;
     }
     const maxStreams = deps.maxStreams ?? 512;
     if (activeStreams >= maxStreams) {
-      res.set("Retry-After", "5");
-      bodyError(res, 503, `too many log streams open (${maxStreams}); try again later`);
+      res.setHeader("Retry-After", "5");
+      sendError(res, 503, `too many log streams open (${maxStreams}); try again later`);
       return;
     }
     await streamLogs(req, res, deps.jobs, commandId, {
@@ -223,7 +199,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
       logger.warn(`storage usage unavailable: ${(err as Error).message}`);
       storage = { used_gb: 0, free_gb: 0, model_count: 0 };
     }
-    res.json({
+    sendJson(res, 200, {
       ...probe(),
       storage,
       jobs,
@@ -232,23 +208,7 @@ export function createApiApp(deps: ApiDeps): express.Express {
   });
 
   app.get("/metrics", async (_req, res) => {
-    res.type("text/plain; version=0.0.4; charset=utf-8").send(await deps.metrics());
+    sendText(res, 200, "text/plain; version=0.0.4; charset=utf-8", await deps.metrics());
   });
-
-  app.use((_req: Request, res: Response) => {
-    bodyError(res, 404, "not found");
-  });
-
-  // Body-parser and route errors become one JSON line, never a stack trace.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e.type === "entity.too.large") bodyError(res, 413, "request body too large");
-    else if (e.type === "entity.parse.failed") bodyError(res, 400, "body is not valid JSON");
-    else if (typeof e.status === "number" && e.status >= 400 && e.status < 500) bodyError(res, e.status, e.message ?? "bad request");
-    else {
-      logger.error(`local API error: ${e.message ?? String(err)}`);
-      bodyError(res, 500, "internal error");
-    }
-  });
-  return app;
+  return app.listener();
 }

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import type { IncomingMessage, RequestListener, Server } from "node:http";
 import type { Socket } from "node:net";
 
-import { type Logger, silentLogger } from "@kitt/protocol";
+import { http, https, type Logger, silentLogger } from "@kitt/protocol";
 
 /** Connections the local API takes at most, whatever the open-file limit allows. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -87,7 +86,7 @@ export function createApiServer(options: ApiServerOptions): Server {
   const { tls } = options;
   const server: Server =
     tls !== undefined
-      ? createHttpsServer(
+      ? https.createServer(
           {
             ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
             ...(tls.key !== undefined ? { key: tls.key } : {}),
@@ -98,7 +97,7 @@ export function createApiServer(options: ApiServerOptions): Server {
           },
           options.app,
         )
-      : createHttpServer({ connectionsCheckingInterval, ...timeouts }, options.app);
+      : http.createServer({ connectionsCheckingInterval, ...timeouts }, options.app);
   server.maxConnections = limits.maxConnections;
   server.keepAliveTimeout = limits.idleTimeoutMs;
   // headersTimeout only starts at the first byte: a socket that never sends one is cut by

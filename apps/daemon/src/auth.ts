@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 
-import type { NextFunction, Request, Response } from "express";
+import type { ServerResponse } from "node:http";
+
+import { type ApiRequest, sendError } from "./http-app.js";
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text).digest();
@@ -16,10 +18,10 @@ function isLoopback(address: string | undefined): boolean {
  * agent's unauthenticated probe answer instead of a 401. A loopback client of
  * an agent without a token passes the check, so it is not a probe.
  */
-export function isProbe(req: Request, token: string): boolean {
-  const header = req.get("authorization");
+export function isProbe(req: ApiRequest, token: string): boolean {
+  const header = req.header("authorization");
   if (header !== undefined && header !== "") return false;
-  return token !== "" || !isLoopback(req.socket.remoteAddress);
+  return token !== "" || !isLoopback(req.raw.socket.remoteAddress);
 }
 
 /**
@@ -27,26 +29,24 @@ export function isProbe(req: Request, token: string): boolean {
  * hashed first so their lengths match). An agent configured without a token
  * serves local clients only: anything not from loopback is refused.
  */
-export function bearerAuth(token: string) {
+export function bearerAuth(token: string): (req: ApiRequest, res: ServerResponse) => boolean {
   const expected = digest(`Bearer ${token}`);
-  return (req: Request, res: Response, next: NextFunction): void => {
+  /** True when the request was refused (answered 401). */
+  return (req, res) => {
     if (token === "") {
-      if (isLoopback(req.socket.remoteAddress)) {
-        next();
-        return;
-      }
-      res.status(401).json({ error: "this agent has no token configured and serves local clients only" });
-      return;
+      if (isLoopback(req.raw.socket.remoteAddress)) return false;
+      sendError(res, 401, "this agent has no token configured and serves local clients only");
+      return true;
     }
-    const header = req.get("authorization");
+    const header = req.header("authorization");
     if (header === undefined || header === "") {
-      res.status(401).json({ error: "Missing authorization" });
-      return;
+      sendError(res, 401, "Missing authorization");
+      return true;
     }
     if (!timingSafeEqual(digest(header), expected)) {
-      res.status(401).json({ error: "Invalid token" });
-      return;
+      sendError(res, 401, "Invalid token");
+      return true;
     }
-    next();
+    return false;
   };
 }

@@ -33,6 +33,28 @@ describe("createAgentLogger", () => {
     expect(file.trim().split("\n")).toHaveLength(2);
     expect((await stat(join(dir, "logs", "agent.log"))).mode & 0o777).toBe(0o600);
   });
+
+  it("keeps pino's line shape, censors credentials in fields and bindings, and never throws on a field JSON cannot hold", () => {
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (c: Buffer) => (text += c.toString()));
+    const log = createAgentLogger({ level: "debug", stdout: out });
+    log.debug("with headers", { headers: { authorization: "Bearer abc", accept: "x" }, authorization: "Bearer abc" });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    log.child({ component: "api", token: "child-token" }).error("odd fields", { big: 10n, cyclic });
+    const lines = text.trim().split("\n");
+    expect(lines[0]).toMatch(/^\{"level":"debug","time":"\d{4}-\d\d-\d\dT[\d:.]+Z","name":"kitt-agent","headers":\{"authorization":"\*\*\*","accept":"x"\},"authorization":"\*\*\*","msg":"with headers"\}$/);
+    expect(JSON.parse(lines[1] as string)).toMatchObject({
+      level: "error",
+      component: "api",
+      token: "***",
+      msg: "odd fields",
+      log_error: expect.stringMatching(/^fields not serialisable: /),
+    });
+    expect(text).not.toContain("abc");
+    expect(text).not.toContain("child-token");
+  });
 });
 
 describe("RotatingFile", () => {

@@ -1,7 +1,5 @@
 import type { Writable } from "node:stream";
 
-import { pino, type Logger as Pino } from "pino";
-
 import type { LogLevel, Logger } from "@kitt/protocol";
 
 import { PrettyLogStream } from "./pretty-log.js";
@@ -40,23 +38,56 @@ function redactor(secrets: string[]): (text: string) => string {
   return (text) => live.reduce((acc, s) => acc.split(s).join("***"), text);
 }
 
-function wrap(p: Pino, redact: (text: string) => string): AgentLogger {
-  const emit = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
-    if (fields === undefined) p[level](redact(message));
-    else p[level](JSON.parse(redact(JSON.stringify(fields))) as Record<string, unknown>, redact(message));
+const LEVEL_RANK: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50 };
+/** Field names whose values never reach a log line, at the top level or one level down (`headers.authorization`). */
+const CENSORED = new Set(["token", "authorization"]);
+
+function censor(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (CENSORED.has(key)) out[key] = "***";
+    else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      const inner: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) inner[k] = CENSORED.has(k) ? "***" : v;
+      out[key] = inner;
+    } else out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * One JSON object a line: `level` (its name), `time` (ISO 8601), `name`,
+ * the child bindings, the call's fields, `msg`; the shape pino writes, which
+ * log shippers and our pretty printer read.
+ */
+function jsonLogger(streams: Writable[], level: LogLevel, bindings: Record<string, unknown>, redact: (text: string) => string): AgentLogger {
+  const threshold = LEVEL_RANK[level];
+  const emit = (at: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (LEVEL_RANK[at] < threshold) return;
+    const record = { level: at, time: new Date().toISOString(), ...bindings, ...(fields !== undefined ? censor(fields) : {}), msg: message };
+    // Errors and other objects become what JSON makes of them; a value JSON cannot hold (a cycle, a BigInt) is said, not thrown.
+    let line: string;
+    try {
+      line = JSON.stringify(record);
+    } catch (err) {
+      line = JSON.stringify({ level: at, time: record.time, ...bindings, msg: message, log_error: `fields not serialisable: ${(err as Error).message}` });
+    }
+    const text = `${redact(line)}\n`;
+    for (const stream of streams) stream.write(text);
   };
   return {
     debug: emit("debug"),
     info: emit("info"),
     warn: emit("warn"),
     error: emit("error"),
-    child: (bindings) => wrap(p.child(bindings), redact),
-    flush: () => p.flush(),
+    child: (more) => jsonLogger(streams, level, { ...bindings, ...censor(more) }, redact),
+    // Lines are handed to the streams as they are made: nothing is held here.
+    flush: () => {},
   };
 }
 
 /**
- * Structured JSON logs (pino) to stdout for journald and to a size-rotated
+ * Structured JSON logs to stdout for journald and to a size-rotated
  * file (5 MB x 3 by default). Every message and field is scrubbed of the
  * given secrets before it is written. The file is never opened through a
  * symbolic link (a one-line KittError instead).
@@ -64,26 +95,15 @@ function wrap(p: Pino, redact: (text: string) => string): AgentLogger {
 export function createAgentLogger(options: AgentLoggerOptions): AgentLogger {
   const stdout = options.stdout ?? process.stdout;
   const screen = options.format === "pretty" ? new PrettyLogStream(stdout, options.colour === true) : stdout;
-  const streams: { stream: Writable; level: LogLevel }[] = [{ stream: screen, level: options.level }];
+  const streams: Writable[] = [screen];
   if (options.file !== undefined) {
     const file = options.file;
     // A log file that stops taking lines (disk full) must not stop the agent: say so once, on stdout.
     const onError = (err: Error) =>
       stdout.write(`${JSON.stringify({ level: "error", time: new Date().toISOString(), name: "kitt-agent", msg: `${file}: ${err.message} (every log line still goes to stdout)` })}\n`);
-    streams.push({
-      stream: new RotatingFile(file, { ...(options.maxFileBytes !== undefined ? { maxBytes: options.maxFileBytes } : {}), ...(options.keepFiles !== undefined ? { keep: options.keepFiles } : {}), onError }),
-      level: options.level,
-    });
+    streams.push(
+      new RotatingFile(file, { ...(options.maxFileBytes !== undefined ? { maxBytes: options.maxFileBytes } : {}), ...(options.keepFiles !== undefined ? { keep: options.keepFiles } : {}), onError }),
+    );
   }
-  const p = pino(
-    {
-      level: options.level,
-      base: { name: "kitt-agent" },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: ["token", "*.token", "authorization", "*.authorization", "headers.authorization"], censor: "***" },
-    },
-    pino.multistream(streams),
-  );
-  return wrap(p, redactor(options.secrets ?? []));
+  return jsonLogger(streams, options.level, { name: "kitt-agent" }, redactor(options.secrets ?? []));
 }

@@ -6,7 +6,7 @@ const COLOURS: Record<string, string> = { debug: "\x1b[90m", info: "\x1b[32m", w
 const RESET = "\x1b[0m";
 
 /**
- * One pino JSON record as a line a person reads on a terminal:
+ * One JSON log record (the shape pino writes) as a line a person reads on a terminal:
  * `17:05:01.123 INFO  runner: job 3f2a... started: host pid 4242  key=value`.
  * A line that is not a JSON object is passed through as it is.
  */
@@ -32,7 +32,7 @@ export function prettyLine(json: string, colour = false): string {
   return `${clock} ${shown} ${where}${msg}${extra.length > 0 ? `  ${extra.join(" ")}` : ""}`;
 }
 
-/** A stream for pino's output that writes each record to `out` as prettyLine() does. */
+/** A stream for the JSON log lines that writes each record to `out` as prettyLine() does. */
 export class PrettyLogStream extends Writable {
   private pending = "";
 

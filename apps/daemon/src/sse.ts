@@ -1,4 +1,6 @@
-import type { Request, Response } from "express";
+import type { ServerResponse } from "node:http";
+
+import { type ApiRequest, sendError } from "./http-app.js";
 
 import type { LineEvent, LogEvent } from "@kitt/runner";
 
@@ -69,8 +71,8 @@ function sseEvent(commandId: string, event: LogEvent<JobEnd>): string {
   return `event: end\ndata: ${JSON.stringify(body)}\n\n`;
 }
 
-function lastEventId(req: Request): number {
-  const raw = req.get("last-event-id") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined);
+function lastEventId(req: ApiRequest): number {
+  const raw = req.header("last-event-id") ?? req.query.get("lastEventId") ?? undefined;
   const n = raw === undefined ? 0 : Number(raw);
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }
@@ -84,15 +86,15 @@ function lastEventId(req: Request): number {
  * `dropped` event says how many lines) when it falls too far behind; and
  * lines are sent in batches at most every `flushIntervalMs`.
  */
-export async function streamLogs(req: Request, res: Response, jobs: JobsApi, id: string, options: SseOptions): Promise<void> {
+export async function streamLogs(req: ApiRequest, res: ServerResponse, jobs: JobsApi, id: string, options: SseOptions): Promise<void> {
   const stream = jobs.logs(id);
   // A test id names its latest job: events carry that job's command id.
   const commandId = jobs.logsCommandId?.(id) ?? id;
   if (stream === undefined) {
-    res.status(404).json({ error: `no logs for command ${commandId}` });
+    sendError(res, 404, `no logs for command ${commandId}`);
     return;
   }
-  res.status(200);
+  res.statusCode = 200;
   res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
   res.setHeader("Cache-Control", "no-cache, no-transform");
   res.setHeader("Connection", "keep-alive");

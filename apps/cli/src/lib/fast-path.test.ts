@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { parseFastStatus } from "./fast-path.js";
+import { parseFastStart, parseFastStatus } from "./fast-path.js";
 
 describe("parseFastStatus", () => {
   it("takes exactly the plain forms of status; everything else is oclif's", () => {
@@ -25,6 +25,36 @@ describe("parseFastStatus", () => {
       ["status", "--jsonx"],
     ]) {
       expect(parseFastStatus(argv, env)).toBeUndefined();
+    }
+  });
+});
+
+describe("parseFastStart", () => {
+  it("takes the plain forms of start, the daemon then runs without oclif; everything else is oclif's", () => {
+    const env = {};
+    const plain = { config: undefined, insecure: false, preflight: false, logFormat: "auto" };
+    expect(parseFastStart(["start"], env)).toEqual(plain);
+    expect(parseFastStart(["start", "--preflight", "--insecure", "--log-format", "json", "-c", "/a.yaml"], env)).toEqual({
+      config: "/a.yaml",
+      insecure: true,
+      preflight: true,
+      logFormat: "json",
+    });
+    expect(parseFastStart(["start", "--log-format=pretty"], { KITT_AGENT_CONFIG: "/env.yaml" })).toEqual({ ...plain, logFormat: "pretty", config: "/env.yaml" });
+    for (const argv of [
+      ["status"],
+      ["start", "--help"],
+      ["start", "--log-format", "xml"],
+      ["start", "--log-format"],
+      ["start", "--log-format="],
+      ["start", "--preflight", "--preflight"],
+      ["start", "--preflight=yes"],
+      ["start", "--json"],
+      ["start", "--debug"],
+      ["start", "now"],
+      ["start", "-c", "/a", "--config", "/b"],
+    ]) {
+      expect(parseFastStart(argv, env)).toBeUndefined();
     }
   });
 });
