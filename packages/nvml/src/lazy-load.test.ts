@@ -16,9 +16,10 @@ describe("loading on first use", () => {
     expect(typeof nvml.Nvml.open).toBe("function");
     expect(mapped("koffi")).toBe(false);
     expect(mapped("libnvidia-ml")).toBe(false);
-    // With no library at the path, the first open fails cleanly, and only now is koffi in the process.
+    // With no library to find, the open fails cleanly and koffi (~9 MiB) is still not loaded.
     expect(nvml.tryOpenNvml({ libraryPath: "/nonexistent/libnvidia-ml.so.1" })).toBeUndefined();
-    expect(mapped("koffi")).toBe(true);
+    expect(nvml.tryOpenNvml({ libraryPath: "libkitt-surely-absent.so.9" })).toBeUndefined();
+    expect(mapped("koffi")).toBe(false);
   });
 
   it("shuts NVML down from a process 'exit' hook that is safe to run twice", async () => {
@@ -26,6 +27,8 @@ describe("loading on first use", () => {
     const env = await fakeNvmlEnv({ gpus: [{}] });
     const before = new Set(process.listeners("exit"));
     const nvml = Nvml.open({ env });
+    // A library that is there: only now is koffi in the process.
+    expect(mapped("koffi")).toBe(true);
     Nvml.open({ env });
     const added = process.listeners("exit").filter((listener) => !before.has(listener));
     expect(added).toHaveLength(1);

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import type * as Koffi from "koffi";
 
 import { NvmlUnavailableError } from "./errors.js";
+import { libraryFindable } from "./library-search.js";
 
 /** An nvmlDevice_t: an opaque pointer (a BigInt under koffi 3) we only hand back to NVML. */
 export type DeviceHandle = unknown;
@@ -131,6 +132,13 @@ function declare(libraryPath: string): Declarations {
 export function loadNativeLibrary(libraryPath: string): NativeLibrary {
   const cached = libraries.get(libraryPath);
   if (cached) return cached;
+  // Asked before koffi loads: a host without the library never pays for it.
+  if (!libraryFindable(libraryPath)) {
+    throw new NvmlUnavailableError(
+      libraryPath,
+      libraryPath.includes("/") ? "no such file" : "not found in /etc/ld.so.cache, LD_LIBRARY_PATH or the system library directories (no NVIDIA driver installed?)",
+    );
+  }
   const { koffi, functions } = declare(libraryPath);
   let lib: Koffi.LibraryHandle;
   try {
