@@ -1,18 +1,17 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
+import type { Agent as HttpAgent, IncomingMessage } from "node:http";
+import type { Agent as HttpsAgent } from "node:https";
 import { basename, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
-import type * as GotNamespace from "got";
-import type { Got, OptionsInit, RequestPromise, Response } from "got";
-
 import { backoffDelay, type BackoffPolicy, parseRetryAfter, sleep as defaultSleep } from "./backoff.js";
 import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } from "./client-errors.js";
 import { KittError, ProtocolError } from "./errors.js";
+import { exchange, readCapped, TransportError } from "./http-exchange.js";
+import { http, https } from "./node-http.js";
 import { type Logger, silentLogger } from "./logger.js";
 import type {
   BuildContextDigest,
@@ -109,16 +108,6 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 type Method = "GET" | "POST";
 
-// got is imported on first use: it is most of this package's import cost,
-// and programs that only read agent.yaml (`kitt-agent status`) never need it.
-type GotModule = typeof GotNamespace;
-let gotModule: Promise<GotModule> | undefined;
-let loadedGot: GotModule | undefined;
-function loadGot(): Promise<GotModule> {
-  gotModule ??= import("got").then((m) => (loadedGot = m));
-  return gotModule;
-}
-
 /**
  * Typed client of the KITT server's agent-facing API. Every call validates
  * what it sends and what it gets back, retries only what is safe to retry
@@ -130,8 +119,7 @@ export class KittServerClient {
   readonly serverUrl: string;
   private readonly origin: string;
   private readonly token: string;
-  private httpInstance: Promise<Got> | undefined;
-  private readonly gotDefaults: { headers: Record<string, string>; insecure: boolean };
+  private readonly headers: Record<string, string>;
   private readonly agents: { http: HttpAgent; https: HttpsAgent };
   private readonly retries: number;
   private readonly backoff: BackoffPolicy;
@@ -165,8 +153,8 @@ export class KittServerClient {
     this.maxResponseBytes = checkCap(options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     const tls = options.tls ?? {};
     this.agents = {
-      http: new HttpAgent({ keepAlive: true, maxSockets: 8 }),
-      https: new HttpsAgent({
+      http: new http.Agent({ keepAlive: true, maxSockets: 8 }),
+      https: new https.Agent({
         keepAlive: true,
         maxSockets: 8,
         ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
@@ -177,23 +165,26 @@ export class KittServerClient {
     };
     const headers: Record<string, string> = { "user-agent": options.userAgent ?? "kitt-agent" };
     if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
-    this.gotDefaults = { headers, insecure: options.insecure === true };
+    this.headers = headers;
   }
 
-  private http(): Promise<Got> {
-    this.httpInstance ??= loadGot().then(({ default: got }) =>
-      got.extend({
-        prefixUrl: this.serverUrl,
-        headers: this.gotDefaults.headers,
-        agent: this.agents,
-        retry: { limit: 0 },
-        throwHttpErrors: false,
-        followRedirect: false,
-        responseType: "text",
-        https: { rejectUnauthorized: !this.gotDefaults.insecure },
-      }),
+  /** One exchange with the server (no redirect followed: a 3xx is an answer like any other). */
+  private exchange<T>(method: Method, path: string, opts: CallOptions, body: unknown, consume: (res: IncomingMessage) => Promise<T>, idle = false): Promise<T> {
+    const json = body === undefined ? undefined : JSON.stringify(body);
+    return exchange(
+      {
+        url: new URL(`${this.serverUrl}/${path}`),
+        method,
+        headers: json === undefined ? this.headers : { ...this.headers, "content-type": "application/json" },
+        ...(json !== undefined ? { body: json } : {}),
+        agents: this.agents,
+        connectTimeoutMs: this.connectTimeoutMs,
+        timeoutMs: opts.timeoutMs ?? this.timeoutMs,
+        idle,
+        signal: opts.signal,
+      },
+      consume,
     );
-    return this.httpInstance;
   }
 
   /** Closes kept-alive connections. */
@@ -349,8 +340,6 @@ export class KittServerClient {
     return this.withRetries("GET", path, opts, async () => {
       const hash = createHash("sha256");
       let size = 0;
-      const http = await this.http();
-      const stream = http.stream(path, { method: "GET", timeout: this.timeouts(opts), throwHttpErrors: true, signal: opts.signal });
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           size += chunk.length;
@@ -362,7 +351,22 @@ export class KittServerClient {
           cb(null, chunk);
         },
       });
-      await pipeline(stream, tap, createWriteStream(file, { mode: 0o644 }));
+      // The timeout bounds each silence of the download, not its length.
+      await this.exchange(
+        "GET",
+        path,
+        opts,
+        undefined,
+        async (res) => {
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            res.resume();
+            throw new ServerError({ status, method: "GET", path: `/${stripQuery(path)}` });
+          }
+          await pipeline(res, tap, createWriteStream(file, { mode: 0o644 }));
+        },
+        true,
+      );
       return { sha256: hash.digest("hex"), bytes: size };
     });
   }
@@ -374,18 +378,17 @@ export class KittServerClient {
     if (problem !== undefined) throw problem;
   }
 
-  private timeouts(opts: CallOptions) {
-    return { connect: this.connectTimeoutMs, request: opts.timeoutMs ?? this.timeoutMs };
-  }
-
   /** One JSON call with retries; returns the parsed 2xx body. */
   private async json(method: Method, path: string, body: unknown, opts: CallOptions): Promise<unknown> {
     return this.withRetries(method, path, opts, async () => {
       const started = Date.now();
-      const request: OptionsInit = { method, timeout: this.timeouts(opts), signal: opts.signal };
-      if (body !== undefined) request.json = body;
-      const http = await this.http();
-      const res = await this.capped(http, path, request, method, opts.maxResponseBytes ?? this.maxResponseBytes);
+      const cap = opts.maxResponseBytes ?? this.maxResponseBytes;
+      const tooLarge = () => new KittError(`${method} /${stripQuery(path)}: response body larger than ${formatBytes(cap)}; abandoned`, { code: "TOO_LARGE" });
+      const res = await this.exchange(method, path, opts, body, async (answer) => ({
+        statusCode: answer.statusCode ?? 0,
+        headers: answer.headers,
+        body: await readCapped(answer, cap, tooLarge),
+      }));
       const status = res.statusCode;
       this.logger.debug(`${method} /${path} -> ${status} in ${Date.now() - started} ms`);
       if (status < 200 || status >= 300) {
@@ -400,27 +403,6 @@ export class KittServerClient {
         throw new ProtocolError(`response of ${method} /${stripQuery(path)}`, "", "is not JSON");
       }
     });
-  }
-
-  /**
-   * One request whose body may not pass `cap` (announced or as it arrives):
-   * got's buffer then holds at most the cap plus one chunk, and the socket
-   * is destroyed instead of read to the end. Bodies are not decompressed
-   * (none is asked for), so the cap counts what is held in memory.
-   */
-  private async capped(http: Got, path: string, request: OptionsInit, method: Method, cap: number): Promise<Response<string>> {
-    const over = new AbortController();
-    const signal = request.signal instanceof AbortSignal ? AbortSignal.any([request.signal, over.signal]) : over.signal;
-    const call = http(path, { ...request, signal, decompress: false }) as RequestPromise<Response<string>>;
-    call.on("downloadProgress", (progress) => {
-      if (!over.signal.aborted && (progress.transferred > cap || (progress.total ?? 0) > cap)) over.abort();
-    });
-    try {
-      return await call;
-    } catch (err) {
-      if (!over.signal.aborted || request.signal?.aborted === true) throw err;
-      throw new KittError(`${method} /${stripQuery(path)}: response body larger than ${formatBytes(cap)}; abandoned`, { code: "TOO_LARGE" });
-    }
   }
 
   private async withRetries<T>(method: Method, path: string, opts: CallOptions, attemptFn: () => Promise<T>): Promise<T> {
@@ -440,21 +422,13 @@ export class KittServerClient {
     }
   }
 
-  /** Maps whatever got threw to our typed errors, with the token removed. */
+  /** Maps whatever the exchange threw to our typed errors, with the token removed. */
   private normalise(raw: unknown, method: Method, path: string): Error {
     if (raw instanceof KittError) return raw;
     const cleanPath = `/${stripQuery(path)}`;
-    if (loadedGot !== undefined && raw instanceof loadedGot.RequestError) {
-      if (raw.name === "AbortError" || raw.code === "ERR_ABORTED") {
-        return new KittError(`${method} ${cleanPath} aborted`, { code: "ABORTED" });
-      }
-      if (raw.response !== undefined && raw.code === "ERR_NON_2XX_3XX_RESPONSE") {
-        return new ServerError({ status: raw.response.statusCode, method, path: cleanPath });
-      }
-      const cause = (raw as { cause?: { code?: string; message?: string } }).cause;
-      const code = cause?.code ?? raw.code ?? "EUNKNOWN";
-      const { detail, retryable, tls } = describeConnectionCode(code, this.redact(cause?.message ?? raw.message));
-      return new ConnectionError({ method, path: cleanPath, origin: this.origin, code, detail: this.redact(detail), retryable, tls });
+    if (raw instanceof TransportError) {
+      const { detail, retryable, tls } = describeConnectionCode(raw.code, this.redact(raw.message));
+      return new ConnectionError({ method, path: cleanPath, origin: this.origin, code: raw.code, detail: this.redact(detail), retryable, tls });
     }
     if (raw instanceof Error && raw.name === "AbortError") {
       return new KittError(`${method} ${cleanPath} aborted`, { code: "ABORTED" });
