@@ -5,7 +5,7 @@ import { join } from "node:path";
 
 import { GpuSampler, detectSystem, registrationFields, type DetectOptions, type GpuSnapshot } from "@kitt/hardware";
 import { HeartbeatLoop, type HeartbeatLoopOptions } from "@kitt/heartbeat";
-import { type AgentConfig, KittServerClient, type RegisterRequest } from "@kitt/protocol";
+import { type AgentConfig, assertTlsPair, KittServerClient, type RegisterRequest } from "@kitt/protocol";
 import { detectCapabilities, DockerRuntime, dockerSocketPath, type ContainerRuntime } from "@kitt/containers";
 import { executionPlanner, JobRunner, ServerReporter, stateDiskProblem, sweepContainers } from "@kitt/runner";
 import { ModelStore } from "@kitt/storage";
@@ -163,6 +163,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
 
   try {
     const [ca, cert, key] = await Promise.all([readOptional(config.tls.ca), readOptional(config.tls.cert), readOptional(config.tls.key)]);
+    assertTlsPair(config.tls, { cert, key });
     const client = new KittServerClient({
       serverUrl: config.server_url,
       token: config.token,

@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
+import { tlsPairProblem } from "@kitt/protocol";
+
 import type { CheckOutcome, PreflightTls } from "./preflight-types.js";
 import { formatDuration } from "./units.js";
 
@@ -77,6 +79,17 @@ async function readTlsFile(field: string, path: string | undefined): Promise<Buf
   } catch (error) {
     return `cannot read tls.${field} (${path}): ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
   }
+}
+
+/** The daemon refuses to start with a key that is not tls.cert's (both schemes: its local API serves with the pair too). */
+async function tlsPairCheck(tls: PreflightTls): Promise<string | undefined> {
+  if (tls.cert === undefined || tls.cert === "" || tls.key === undefined || tls.key === "") return undefined;
+  const cert = await readTlsFile("cert", tls.cert);
+  const key = await readTlsFile("key", tls.key);
+  if (typeof cert === "string") return cert;
+  if (typeof key === "string") return key;
+  if (cert === undefined || key === undefined) return undefined;
+  return tlsPairProblem({ cert, key }, { cert: tls.cert, key: tls.key });
 }
 
 type Answer = { status: number; body: unknown } | { detail: string };
@@ -184,6 +197,9 @@ export async function checkServerHealth(
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return { ok: false, detail: `server URL must be http:// or https://, not ${url.protocol}//` };
   }
+
+  const pairProblem = await tlsPairCheck(tls);
+  if (pairProblem !== undefined) return { ok: false, detail: pairProblem };
 
   const options: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
   let clientCert = false;

@@ -13,3 +13,4 @@ export * from "./client-errors.js";
 export * from "./client.js";
 export * from "./find-executable.js";
 export { http, https } from "./node-http.js";
+export * from "./tls-pair.js";

@@ -8,7 +8,9 @@ export default class Init extends BaseCommand {
 
 The token: --token - reads it from stdin (the first line), --token-file from a file, and without either flag it comes from KITT_AGENT_TOKEN. --token <value> works too, but every user of the host can read it in \`ps\` while init runs.
 
-mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; --ca-cert/--ca-key (the KITT CA) issue a fresh client certificate (CN = agent name) into ~/.kitt/certs/; for an https server with neither, a key and a certificate signing request are created there for you to get signed.`;
+mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have (the key must match the certificate); --ca-cert/--ca-key (the KITT CA) issue a fresh client certificate (CN = agent name) into ~/.kitt/certs/; for an https server with neither, a key and a certificate signing request are created there for you to get signed.
+
+--force never leaves a key that does not match its certificate. Without TLS flags it keeps the pair already in place (the one agent.yaml names, else ~/.kitt/certs/agent.pem and agent-key.pem) and tls.ca, byte for byte; a key still waiting for its certificate is kept and gets a new signing request; a pair in place that does not match is refused (naming both files). Only --ca-cert/--ca-key replace key and certificate, always together.`;
 
   static override examples = [
     "<%= config.bin %> init --server http://kitt:8080 --token-file ~/kitt-token",
@@ -35,7 +37,7 @@ mTLS: --tls-cert/--tls-key/--tls-ca record certificate files you already have; -
     "model-dir": Flags.string({ summary: "Local model storage directory (default ~/.kitt/models)." }),
     "share-source": Flags.string({ summary: "NFS share source, e.g. nas:/volume1/models." }),
     "share-mount": Flags.string({ summary: "Where the NFS share is mounted locally." }),
-    force: Flags.boolean({ summary: "Overwrite an existing agent.yaml (and certificates)." }),
+    force: Flags.boolean({ summary: "Overwrite an existing agent.yaml; keeps a matching key and certificate (and tls.ca) unless --ca-cert/--ca-key replace both." }),
     json: Flags.boolean({ summary: "Print what was written (token masked) as one JSON document." }),
     "tls-cert": Flags.string({ summary: "Existing client certificate (PEM).", helpGroup: "MTLS" }),
     "tls-key": Flags.string({ summary: "Existing client key (PEM).", helpGroup: "MTLS" }),

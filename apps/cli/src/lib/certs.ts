@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, KeyObject, webcrypto } from "node:crypto";
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
@@ -40,16 +40,39 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-/** Writes with the given mode, also when the file existed with a looser one; atomic via rename. */
-async function writeSecretAware(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, path);
+/**
+ * Writes each file with its mode (also over a file that had a looser one):
+ * every file goes to a temporary name first and only when all are written are
+ * they renamed into place, so a failure leaves the old set whole.
+ */
+async function writeAllOrNone(files: Array<[path: string, text: string, mode: number]>): Promise<void> {
+  const tmps: string[] = [];
+  try {
+    for (const [path, text, mode] of files) {
+      const tmp = `${path}.${process.pid}.tmp`;
+      tmps.push(tmp);
+      await writeFile(tmp, text, { mode });
+      await chmod(tmp, mode);
+    }
+  } catch (err) {
+    await Promise.all(tmps.map((t) => rm(t, { force: true })));
+    throw err;
+  }
+  for (const [i, [path]] of files.entries()) await rename(tmps[i] as string, path);
 }
 
-/** The CA's private key as a WebCrypto signing key plus the matching signature algorithm. */
-async function importCaKey(pem: string, path: string): Promise<{ key: webcrypto.CryptoKey; algorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams }> {
+interface SigningKey {
+  /** The private key as a WebCrypto signing key. */
+  key: webcrypto.CryptoKey;
+  /** What the key is imported as (also what its public half is imported as). */
+  importAs: webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams;
+  /** The signature algorithm to sign with it. */
+  algorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams;
+  keyObject: KeyObject;
+}
+
+/** A PEM private key (EC P-256/384/521 or RSA) as a WebCrypto signing key plus the matching signature algorithm. */
+async function importSigningKey(pem: string, path: string, hint: string): Promise<SigningKey> {
   let keyObject: KeyObject;
   try {
     keyObject = createPrivateKey(pem);
@@ -62,14 +85,16 @@ async function importCaKey(pem: string, path: string): Promise<{ key: webcrypto.
     const named = curve === "prime256v1" ? "P-256" : curve === "secp384r1" ? "P-384" : curve === "secp521r1" ? "P-521" : undefined;
     if (named === undefined) throw new UsageError(`${path}: unsupported EC curve ${curve ?? "(unknown)"}`);
     const hash = named === "P-256" ? "SHA-256" : named === "P-384" ? "SHA-384" : "SHA-512";
-    const key = await webcrypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: named }, false, ["sign"]);
-    return { key, algorithm: { name: "ECDSA", hash } as webcrypto.EcdsaParams };
+    const importAs = { name: "ECDSA", namedCurve: named };
+    const key = await webcrypto.subtle.importKey("pkcs8", der, importAs, false, ["sign"]);
+    return { key, importAs, algorithm: { name: "ECDSA", hash } as webcrypto.EcdsaParams, keyObject };
   }
   if (keyObject.asymmetricKeyType === "rsa") {
-    const key = await webcrypto.subtle.importKey("pkcs8", der, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["sign"]);
-    return { key, algorithm: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as webcrypto.Algorithm };
+    const importAs = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+    const key = await webcrypto.subtle.importKey("pkcs8", der, importAs, false, ["sign"]);
+    return { key, importAs, algorithm: importAs as webcrypto.Algorithm, keyObject };
   }
-  throw new UsageError(`${path}: unsupported key type ${keyObject.asymmetricKeyType ?? "(unknown)"} (use an EC or RSA CA key)`);
+  throw new UsageError(`${path}: unsupported key type ${keyObject.asymmetricKeyType ?? "(unknown)"} (${hint})`);
 }
 
 function keyPem(key: webcrypto.CryptoKey): string {
@@ -118,7 +143,7 @@ export async function issueClientCertificate(options: {
     throw new UsageError(`${options.caCertPath}: not a PEM certificate`, { cause: err });
   }
   const caKeyPem = await readText(options.caKeyPath, "CA key");
-  const { key: signingKey, algorithm } = await importCaKey(caKeyPem, options.caKeyPath);
+  const { key: signingKey, algorithm } = await importSigningKey(caKeyPem, options.caKeyPath, "use an EC or RSA CA key");
   const fromKey = createPublicKey(createPrivateKey(caKeyPem)).export({ type: "spki", format: "der" });
   if (!Buffer.from(caCert.publicKey.rawData).equals(fromKey)) {
     throw new UsageError(`${options.caKeyPath} is not the private key of ${options.caCertPath}`);
@@ -147,28 +172,49 @@ export async function issueClientCertificate(options: {
   }
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   const files = { cert: join(options.dir, "agent.pem"), key: join(options.dir, "agent-key.pem"), ca: join(options.dir, "ca.pem") };
-  await writeSecretAware(files.key, keyPem(keys.privateKey), 0o600);
-  await writeSecretAware(files.cert, cert.toString("pem"), 0o644);
-  await writeSecretAware(files.ca, caCert.toString("pem"), 0o644);
+  // All three written aside first, then renamed in a row: a failed write never leaves a new key beside the old certificate.
+  await writeAllOrNone([
+    [files.key, keyPem(keys.privateKey), 0o600],
+    [files.cert, cert.toString("pem"), 0o644],
+    [files.ca, caCert.toString("pem"), 0o644],
+  ]);
   return files;
 }
 
 /**
- * A fresh key (agent-key.pem, 0600) and a certificate signing request for
- * `cn` (agent.csr), for a CA the operator does not hold here.
+ * A certificate signing request for `cn` (agent.csr) for a CA the operator
+ * does not hold here: for a fresh key (agent-key.pem, 0600), or, given
+ * `keyPath`, for that existing key, which stays as it is (a certificate signed
+ * for an earlier request from it still matches).
  */
-export async function createSigningRequest(options: { cn: string; dir: string; hostname?: string }): Promise<Required<Pick<ClientCertFiles, "key" | "csr">>> {
+export async function createSigningRequest(options: {
+  cn: string;
+  dir: string;
+  hostname?: string;
+  keyPath?: string;
+}): Promise<Required<Pick<ClientCertFiles, "key" | "csr">>> {
   const x509 = await loadX509();
-  const keys = (await webcrypto.subtle.generateKey({ ...CLIENT_KEY_ALGORITHM }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  let keys: webcrypto.CryptoKeyPair;
+  let signingAlgorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams = { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams;
+  if (options.keyPath === undefined) {
+    keys = (await webcrypto.subtle.generateKey({ ...CLIENT_KEY_ALGORITHM }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  } else {
+    const existing = await importSigningKey(await readText(options.keyPath, "key"), options.keyPath, "use an EC or RSA key");
+    const spki = createPublicKey(existing.keyObject).export({ type: "spki", format: "der" });
+    keys = { privateKey: existing.key, publicKey: await webcrypto.subtle.importKey("spki", spki, existing.importAs, true, ["verify"]) };
+    signingAlgorithm = existing.algorithm;
+  }
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: commonName(x509, options.cn),
     keys,
-    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams,
+    signingAlgorithm,
     extensions: dualUseExtensions(x509, options.hostname ?? osHostname()),
   });
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
-  const files = { key: join(options.dir, "agent-key.pem"), csr: join(options.dir, "agent.csr") };
-  await writeSecretAware(files.key, keyPem(keys.privateKey), 0o600);
-  await writeSecretAware(files.csr, csr.toString("pem"), 0o644);
+  const files = { key: options.keyPath ?? join(options.dir, "agent-key.pem"), csr: join(options.dir, "agent.csr") };
+  await writeAllOrNone([
+    ...(options.keyPath === undefined ? [[files.key, keyPem(keys.privateKey), 0o600] as [string, string, number]] : []),
+    [files.csr, csr.toString("pem"), 0o644],
+  ]);
   return files;
 }

@@ -23,9 +23,14 @@ export function formatInitResult(result: InitResult): string {
     case "issued":
       lines.push(`Issued a client certificate for CN=${w.name ?? ""} signed by the KITT CA (key mode 0600).`, "");
       break;
+    case "kept":
+      lines.push("Kept the client certificate and key already in place (the key matches the certificate).", "");
+      break;
     case "csr":
       lines.push(
-        "The server is https but no certificate was given: created a key and a certificate signing request.",
+        result.tls.keptKey
+          ? `The server is https and ${result.tls.key} still waits for its certificate: kept that key and wrote a new signing request for it.`
+          : "The server is https but no certificate was given: created a key and a certificate signing request.",
         `  Get ${result.tls.csr} signed by the KITT CA, e.g.:`,
         `    openssl x509 -req -copy_extensions copyall -in agent.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 -out agent.pem`,
         `  then put the certificate at ${result.tls.certPath}`,

@@ -1,11 +1,11 @@
 import { constants } from "node:fs";
-import { access, lstat } from "node:fs/promises";
+import { access, lstat, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 
-import type { AgentConfigFile } from "@kitt/protocol";
-import { ConfigError, resolveAgentConfig, UsageError, writeAgentConfig } from "@kitt/protocol";
+import type { AgentConfigFile, TlsConfig } from "@kitt/protocol";
+import { ConfigError, loadAgentConfig, resolveAgentConfig, tlsPairProblem, UsageError, writeAgentConfig } from "@kitt/protocol";
 
 import { createSigningRequest, issueClientCertificate } from "./certs.js";
 import { readTokenInput } from "./token-input.js";
@@ -40,8 +40,11 @@ export interface InitOptions {
 export type TlsSetup =
   | { kind: "none" }
   | { kind: "existing" }
+  /** init --force found a matching pair in place (old agent.yaml or ~/.kitt/certs) and kept it. */
+  | { kind: "kept"; cert: string; key: string; ca: string }
   | { kind: "issued"; cert: string; key: string; ca: string }
-  | { kind: "csr"; key: string; csr: string; certPath: string };
+  /** keptKey: the key was there already (waiting for its certificate); only the request is new. */
+  | { kind: "csr"; key: string; csr: string; certPath: string; keptKey: boolean };
 
 export interface InitResult {
   path: string;
@@ -93,10 +96,52 @@ function validate(doc: AgentConfigFile, path: string, home: string): void {
   }
 }
 
+/** One line naming both files when the key is not the certificate's (or either is not PEM). */
+async function pairProblem(cert: string, key: string, labels: { cert: string; key: string }): Promise<string | undefined> {
+  const read = (file: string, label: string) =>
+    readFile(file).catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${label} ${file}: ${err.code ?? String(err)}`, { cause: err });
+    });
+  const [certPem, keyPem] = await Promise.all([read(cert, labels.cert), read(key, labels.key)]);
+  return tlsPairProblem({ cert: certPem, key: keyPem }, { cert, key }, labels);
+}
+
+/**
+ * The mTLS files init --force finds in place: those the old agent.yaml's tls
+ * names (a broken or absent file names none), else agent.pem / agent-key.pem
+ * in ~/.kitt/certs; only files that exist. `fromConfig` tells which, and
+ * `certPath` is where the certificate belongs (it may not be there yet).
+ */
+async function tlsInPlace(path: string, home: string, certsDir: string): Promise<TlsConfig & { fromConfig: boolean; certPath: string }> {
+  let old: TlsConfig = {};
+  try {
+    old = (await loadAgentConfig({ path, requireServer: false, env: {}, homedir: home })).config.tls;
+  } catch {
+    // What --force replaces may be broken: then it names no files.
+  }
+  const fromConfig = old.cert !== undefined && old.key !== undefined;
+  const named = fromConfig ? old : { cert: join(certsDir, "agent.pem"), key: join(certsDir, "agent-key.pem") };
+  const found: TlsConfig & { fromConfig: boolean; certPath: string } = { fromConfig, certPath: named.cert ?? join(certsDir, "agent.pem") };
+  for (const field of ["cert", "key"] as const) {
+    const file = named[field];
+    if (file !== undefined && (await exists(file))) found[field] = file;
+  }
+  // A CA file that is gone is not carried into the new agent.yaml.
+  if (old.ca !== undefined && (await exists(old.ca))) found.ca = old.ca;
+  return found;
+}
+
+const NEW_PAIR_HINT = "give --ca-cert/--ca-key to issue a new pair, or --tls-cert/--tls-key to name a matching one";
+
 /**
  * Writes agent.yaml (0600, atomically) from init's flags, and sets up mTLS:
  * records existing files, issues a client certificate from a CA key, or, for
  * an https server without either, creates a key and a CSR to get signed.
+ *
+ * Never leaves a key that does not match its certificate: --force without TLS
+ * flags keeps the pair already in place (and tls.ca) when it matches, refuses
+ * when it does not, keeps a key still waiting for its certificate (a new CSR
+ * for the same key), and replaces key and certificate only together (--ca-*).
  */
 export async function initAgent(options: InitOptions): Promise<InitResult> {
   const cwd = options.cwd ?? process.cwd();
@@ -142,12 +187,18 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
       if (await exists(existing)) throw new UsageError(`${existing} already exists (use --force to overwrite it)`);
     }
   }
+  const inPlace = options.force && !someCa ? await tlsInPlace(path, home, certsDir) : { fromConfig: false, certPath: join(certsDir, "agent.pem") };
+  const keptCa = inPlace.ca === undefined ? {} : { ca: inPlace.ca };
   if (someTls) {
-    const files: NonNullable<AgentConfigFile["tls"]> = {};
+    const files: NonNullable<AgentConfigFile["tls"]> = { ...keptCa };
     if (options.tlsCert !== undefined) files.cert = abs(options.tlsCert);
     if (options.tlsKey !== undefined) files.key = abs(options.tlsKey);
     if (options.tlsCa !== undefined) files.ca = abs(options.tlsCa);
     for (const [field, value] of Object.entries(files)) await mustRead(value, `--tls-${field}`);
+    if (files.cert !== undefined && files.key !== undefined) {
+      const problem = await pairProblem(files.cert, files.key, { cert: "--tls-cert", key: "--tls-key" });
+      if (problem !== undefined) throw new UsageError(problem);
+    }
     doc.tls = files;
     tls = { kind: "existing" };
   } else if (someCa) {
@@ -159,12 +210,20 @@ export async function initAgent(options: InitOptions): Promise<InitResult> {
     });
     doc.tls = { cert: issued.cert, key: issued.key, ...(issued.ca === undefined ? {} : { ca: issued.ca }) };
     tls = { kind: "issued", cert: issued.cert, key: issued.key, ca: issued.ca ?? "" };
-  } else if (config.server_url.startsWith("https:")) {
-    const request = await createSigningRequest({ cn: config.name, dir: certsDir });
-    const certPath = join(certsDir, "agent.pem");
+  } else if (inPlace.cert !== undefined && inPlace.key !== undefined && (inPlace.fromConfig || makesKey)) {
+    const problem = await pairProblem(inPlace.cert, inPlace.key, { cert: "tls.cert", key: "tls.key" });
+    if (problem !== undefined) throw new UsageError(`${problem}: init --force keeps a matching pair only; ${NEW_PAIR_HINT}`);
+    doc.tls = { cert: inPlace.cert, key: inPlace.key, ...keptCa };
+    tls = { kind: "kept", cert: inPlace.cert, key: inPlace.key, ca: inPlace.ca ?? "" };
+  } else if (makesKey) {
+    if (inPlace.cert !== undefined) {
+      throw new UsageError(`${inPlace.cert} has no key beside it: a new key would not match it; remove it, or ${NEW_PAIR_HINT}`);
+    }
+    const request = await createSigningRequest({ cn: config.name, dir: certsDir, ...(inPlace.key === undefined ? {} : { keyPath: inPlace.key }) });
+    const certPath = inPlace.certPath;
     // Recorded now so that placing the signed certificate is the only step left.
-    doc.tls = { cert: certPath, key: request.key };
-    tls = { kind: "csr", key: request.key, csr: request.csr, certPath };
+    doc.tls = { cert: certPath, key: request.key, ...keptCa };
+    tls = { kind: "csr", key: request.key, csr: request.csr, certPath, keptKey: inPlace.key !== undefined };
   }
   await writeAgentConfig(path, doc);
   return { path, written: doc, tls };
