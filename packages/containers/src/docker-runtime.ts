@@ -1,13 +1,12 @@
 /**
- * ContainerRuntime over the Docker Engine API, through dockerode (loaded on
- * first use, so that an agent that never touches Docker never loads it).
+ * ContainerRuntime over the Docker Engine API, through our own small client
+ * (engine-client.ts) on node's HTTP client.
  */
 import type { Readable } from "node:stream";
 
-import type Dockerode from "dockerode";
-
 import { Demuxer } from "./demux.js";
 import { dockerEndpoint, type DockerEndpoint } from "./docker-host.js";
+import { EngineClient } from "./engine-client.js";
 import { readJsonLines } from "./json-lines.js";
 import {
   type BuildOptions,
@@ -41,31 +40,105 @@ interface EngineErrorShape {
   message?: string;
 }
 
-/**
- * The part of dockerode the runtime uses, typed here: its published typings
- * predate `abortSignal` and overload every method with a callback form.
- */
+/** The fields of the engine's answers the runtime reads. */
+interface ContainerInspect {
+  Id: string;
+  Name: string;
+  Config: { Image: string; Labels?: Record<string, string> | null };
+  State: { Status?: string };
+}
+interface ImageInspect {
+  Id: string;
+  RepoTags?: string[] | null;
+  Architecture?: string;
+  Os?: string;
+  Created?: string;
+  Size?: number;
+}
+interface ImageListItem {
+  Id: string;
+  RepoTags?: string[] | null;
+  Size?: number;
+}
+interface ContainerListItem {
+  Id: string;
+  Names?: string[] | null;
+  Image: string;
+  State?: string;
+  Labels?: Record<string, string> | null;
+}
+
 interface ContainerHandle {
-  start(options?: object): Promise<unknown>;
-  stop(options?: object): Promise<unknown>;
-  kill(options?: object): Promise<unknown>;
-  remove(options?: object): Promise<unknown>;
-  wait(options?: object): Promise<{ StatusCode?: number; Error?: { Message?: string } | null }>;
-  inspect(options?: object): Promise<Dockerode.ContainerInspectInfo>;
-  logs(options: object): Promise<NodeJS.ReadableStream>;
-  attach(options: object): Promise<NodeJS.ReadableStream>;
+  start(options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  stop(options: { t: number; abortSignal?: AbortSignal }): Promise<unknown>;
+  kill(options: { signal: string; abortSignal?: AbortSignal }): Promise<unknown>;
+  remove(options: { force: boolean; v: boolean; abortSignal?: AbortSignal }): Promise<unknown>;
+  wait(): Promise<{ StatusCode?: number; Error?: { Message?: string } | null }>;
+  inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspect>;
+  logs(): Promise<Readable>;
+  attach(): Promise<Readable>;
 }
 
 interface DockerApi {
-  info(options?: object): Promise<Record<string, unknown>>;
-  version(options?: object): Promise<Record<string, unknown>>;
-  getImage(ref: string): { inspect(options?: object): Promise<Dockerode.ImageInspectInfo>; tag(options: object): Promise<unknown> };
-  listImages(options?: object): Promise<Dockerode.ImageInfo[]>;
-  pull(ref: string, options?: object): Promise<NodeJS.ReadableStream>;
-  buildImage(context: NodeJS.ReadableStream, options?: object): Promise<NodeJS.ReadableStream>;
-  createContainer(options: object): Promise<{ id: string }>;
+  info(options?: { abortSignal?: AbortSignal }): Promise<Record<string, unknown>>;
+  version(options?: { abortSignal?: AbortSignal }): Promise<Record<string, unknown>>;
+  getImage(ref: string): { inspect(options?: { abortSignal?: AbortSignal }): Promise<ImageInspect>; tag(options: { repo: string; tag: string; abortSignal?: AbortSignal }): Promise<unknown> };
+  listImages(options?: { abortSignal?: AbortSignal }): Promise<ImageListItem[]>;
+  pull(ref: string, options?: { abortSignal?: AbortSignal | undefined }): Promise<Readable>;
+  buildImage(context: Readable, options: { t?: string; dockerfile: string; nocache: boolean; abortSignal?: AbortSignal | undefined }): Promise<Readable>;
+  createContainer(options: object & { name: string; abortSignal?: AbortSignal }): Promise<{ id: string }>;
   getContainer(id: string): ContainerHandle;
-  listContainers(options?: object): Promise<Dockerode.ContainerInfo[]>;
+  listContainers(options: { filters: Record<string, string[]>; abortSignal?: AbortSignal }): Promise<ContainerListItem[]>;
+  close(): void;
+}
+
+/** The runtime's calls as Engine API requests. */
+function engineApi(client: EngineClient): DockerApi {
+  const c = (id: string) => `/containers/${encodeURIComponent(id)}`;
+  const image = (name: string) => `/images/${client.refPath(name)}`;
+  return {
+    info: (o) => client.json("GET", "/info", { signal: o?.abortSignal }),
+    version: (o) => client.json("GET", "/version", { signal: o?.abortSignal }),
+    getImage: (name) => ({
+      inspect: (o) => client.json("GET", `${image(name)}/json`, { signal: o?.abortSignal }),
+      tag: (o) => client.json("POST", `${image(name)}/tag`, { query: { repo: o.repo, tag: o.tag }, signal: o.abortSignal }),
+    }),
+    listImages: (o) => client.json("GET", "/images/json", { signal: o?.abortSignal }),
+    pull: (name, o) => {
+      // As the docker CLI asks: the repository and one tag (never "every tag"), or a digest.
+      const at = name.indexOf("@");
+      const colon = name.lastIndexOf(":");
+      const slash = name.lastIndexOf("/");
+      const query = at !== -1 ? { fromImage: name } : colon > slash ? { fromImage: name.slice(0, colon), tag: name.slice(colon + 1) } : { fromImage: name, tag: "latest" };
+      return client.stream("POST", "/images/create", { query, signal: o?.abortSignal });
+    },
+    // Intermediate containers removed, also after a failed step (rm, forcerm).
+    buildImage: (context, o) =>
+      client.stream("POST", "/build", {
+        query: { t: o.t, dockerfile: o.dockerfile, nocache: o.nocache, rm: true, forcerm: true },
+        body: context,
+        headers: { "content-type": "application/x-tar" },
+        signal: o.abortSignal,
+      }),
+    createContainer: async ({ name, abortSignal, ...body }) => {
+      const created = await client.json<{ Id: string }>("POST", "/containers/create", { query: { name }, json: body, signal: abortSignal });
+      return { id: created.Id };
+    },
+    getContainer: (id) => ({
+      start: (o) => client.json("POST", `${c(id)}/start`, { signal: o?.abortSignal }),
+      stop: (o) => client.json("POST", `${c(id)}/stop`, { query: { t: o.t }, signal: o.abortSignal }),
+      kill: (o) => client.json("POST", `${c(id)}/kill`, { query: { signal: o.signal }, signal: o.abortSignal }),
+      remove: (o) => client.json("DELETE", c(id), { query: { force: o.force, v: o.v }, signal: o.abortSignal }),
+      wait: () => client.json("POST", `${c(id)}/wait`),
+      inspect: (o) => client.json("GET", `${c(id)}/json`, { signal: o?.abortSignal }),
+      logs: () => client.stream("GET", `${c(id)}/logs`, { query: { follow: true, stdout: true, stderr: true, timestamps: false } }),
+      // A plain request: the engine answers 200 once the container's pipes are wired to it, then streams until they close.
+      attach: () => client.stream("POST", `${c(id)}/attach`, { query: { stream: true, logs: false, stdout: true, stderr: true } }),
+    }),
+    // Stopped ones too (all=1): the crash sweep removes what a dead run left.
+    listContainers: (o) => client.json("GET", "/containers/json", { query: { all: true, filters: JSON.stringify(o.filters) }, signal: o.abortSignal }),
+    close: () => client.close(),
+  };
 }
 
 function engineMessage(err: EngineErrorShape): string {
@@ -80,26 +153,21 @@ function engineMessage(err: EngineErrorShape): string {
 export class DockerRuntime implements ContainerRuntime {
   readonly endpoint: DockerEndpoint;
   private readonly callTimeoutMs: number;
-  private dockerPromise: Promise<DockerApi> | undefined;
+  private readonly env: NodeJS.ProcessEnv;
+  private api: DockerApi | undefined;
 
   constructor(options: DockerRuntimeOptions = {}) {
-    this.endpoint = dockerEndpoint(options.env ?? process.env);
+    this.env = options.env ?? process.env;
+    this.endpoint = dockerEndpoint(this.env);
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
   }
 
   private docker(): Promise<DockerApi> {
-    this.dockerPromise ??= import("dockerode").then(({ default: DockerodeCtor }) => {
-      const e = this.endpoint;
-      const docker =
-        e.kind === "unix"
-          ? new DockerodeCtor({ socketPath: e.socketPath })
-          : new DockerodeCtor({ host: e.host, port: e.port, protocol: e.tls ? "https" : "http" });
-      return docker as unknown as DockerApi;
-    });
-    return this.dockerPromise;
+    this.api ??= engineApi(new EngineClient(this.endpoint, this.env));
+    return Promise.resolve(this.api);
   }
 
-  /** Maps dockerode's errors to ours: unreachable engine vs an answer with an error. */
+  /** Maps the client's errors to ours: unreachable engine vs an answer with an error. */
   private wrap(what: string, err: unknown): Error {
     const e = (err ?? {}) as EngineErrorShape;
     if (e.code !== undefined && CONNECTION_CODES.has(e.code)) {
@@ -186,13 +254,13 @@ export class DockerRuntime implements ContainerRuntime {
 
   async pullImage(ref: string, options: PullOptions = {}): Promise<void> {
     const docker = await this.docker();
-    let stream: NodeJS.ReadableStream;
+    let stream: Readable;
     try {
       stream = await docker.pull(ref, { abortSignal: options.signal });
     } catch (err) {
       throw this.wrap(`pull ${ref}`, err);
     }
-    await readJsonLines(stream as Readable, (msg) => {
+    await readJsonLines(stream, (msg) => {
       if (typeof msg.error === "string") throw new ContainerRuntimeError(`pull ${ref}`, msg.error);
       if (typeof msg.status === "string" && options.onProgress !== undefined) {
         const id = typeof msg.id === "string" ? `${msg.id}: ` : "";
@@ -205,14 +273,12 @@ export class DockerRuntime implements ContainerRuntime {
   async buildImage(context: Readable, options: BuildOptions): Promise<string> {
     const docker = await this.docker();
     const [first, ...rest] = options.tags;
-    let stream: NodeJS.ReadableStream;
+    let stream: Readable;
     try {
       stream = await docker.buildImage(context, {
         ...(first !== undefined ? { t: first } : {}),
         dockerfile: options.dockerfile ?? "Dockerfile",
         nocache: options.noCache === true,
-        rm: true,
-        forcerm: true,
         abortSignal: options.signal,
       });
     } catch (err) {
@@ -220,7 +286,7 @@ export class DockerRuntime implements ContainerRuntime {
     }
     let imageId: string | undefined;
     let partial = "";
-    await readJsonLines(stream as Readable, (msg) => {
+    await readJsonLines(stream, (msg) => {
       if (typeof msg.error === "string") throw new ContainerRuntimeError("docker build", msg.error.trim());
       const aux = msg.aux as { ID?: unknown } | undefined;
       if (aux !== undefined && typeof aux.ID === "string") imageId = aux.ID;
@@ -254,7 +320,7 @@ export class DockerRuntime implements ContainerRuntime {
       portBindings[key] = [{ HostPort: String(p.hostPort) }];
       exposed[key] = {};
     }
-    const options: Dockerode.ContainerCreateOptions = {
+    const options = {
       name: spec.name,
       Image: spec.image,
       Cmd: spec.cmd,
@@ -291,7 +357,7 @@ export class DockerRuntime implements ContainerRuntime {
     const docker = await this.docker();
     let stream: Readable;
     try {
-      stream = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: false })) as unknown as Readable;
+      stream = await docker.getContainer(id).logs();
     } catch (err) {
       throw this.wrap(`logs of ${id.slice(0, 12)}`, err);
     }
@@ -304,7 +370,7 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       // Before start: the engine wires the container's pipes to this stream before it answers, so every
       // byte comes through. Not `logs`: its replay of the log would repeat what the pipes already carry.
-      stream = (await docker.getContainer(id).attach({ stream: true, logs: false, stdout: true, stderr: true })) as unknown as Readable;
+      stream = await docker.getContainer(id).attach();
     } catch (err) {
       throw this.wrap(`attach to ${id.slice(0, 12)}`, err);
     }
@@ -368,10 +434,10 @@ export class DockerRuntime implements ContainerRuntime {
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
     const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
     return this.call("list containers", async (docker, abortSignal) => {
-      const list = await docker.listContainers({ all: true, filters, abortSignal });
+      const list = await docker.listContainers({ filters, abortSignal });
       return list.map((c) => ({
         id: c.Id,
-        name: (c.Names[0] ?? "").replace(/^\//, ""),
+        name: (c.Names?.[0] ?? "").replace(/^\//, ""),
         image: c.Image,
         state: toState(c.State),
         labels: c.Labels ?? {},
@@ -380,7 +446,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   close(): void {
-    // dockerode opens a connection per request; nothing is held between calls.
+    // Kept-alive sockets to the engine go; a later call opens new ones.
+    this.api?.close();
+    this.api = undefined;
   }
 
   get callTimeout(): number {

@@ -60,7 +60,7 @@ export function dockerTarget(host: HostProbe, injected: ContainerRuntime | undef
 /**
  * The engine's own words, on one line. The runtime's error keeps only the
  * first line (and, for a streamed call such as a pull, only the HTTP reason),
- * but the cause, dockerode's error, has all of it: `json.message`, or for
+ * but the cause, the engine client's error, has all of it: `json.message`, or for
  * streamed calls the message `(HTTP code 500) server error - Get "https://...`.
  * A failing OCI hook puts the useful part (`nvidia-container-cli: ...`) on a
  * later line.
