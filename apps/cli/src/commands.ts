@@ -1,4 +1,8 @@
 import Build from "./commands/build.js";
+import Engines from "./commands/engines/index.js";
+import EnginesInstall from "./commands/engines/install.js";
+import EnginesStart from "./commands/engines/start.js";
+import EnginesStop from "./commands/engines/stop.js";
 import Hardware from "./commands/hardware.js";
 import Init from "./commands/init.js";
 import Logs from "./commands/logs.js";
@@ -23,6 +27,10 @@ import Update from "./commands/update.js";
  */
 export const COMMANDS = {
   build: Build,
+  engines: Engines,
+  "engines:install": EnginesInstall,
+  "engines:start": EnginesStart,
+  "engines:stop": EnginesStop,
   hardware: Hardware,
   init: Init,
   logs: Logs,
