@@ -56,6 +56,8 @@ try {
     ["node -e \"\" (reference)", ["-e", ""], [0]],
     ["kitt-agent --version", [bin, "--version"], [0]],
     ["kitt-agent status", [bin, "status"], [3]],
+    ["kitt-agent --help", [bin, "--help"], [0]],
+    ["kitt-agent status --help", [bin, "status", "--help"], [0]],
   ];
   const results = {};
   for (const [, args, codes] of cases) await once(args, env, codes); // warm the file cache

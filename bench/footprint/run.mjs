@@ -43,8 +43,10 @@ const hook = join(here, "modules-hook.mjs");
 async function sample(pid) {
   const stat = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
   const cpu = (Number(stat[11]) + Number(stat[12])) / TICKS; // utime + stime
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-  return { cpu, rssMb: rssKb / 1024 };
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  // RssAnon: the process's own memory; RssFile: pages of mapped files (most of it the node binary, shared and clean).
+  return { cpu, rssMb: kb("VmRSS") / 1024, anonMb: kb("RssAnon") / 1024, fileMb: kb("RssFile") / 1024 };
 }
 
 /** Least-squares slope of (seconds, MiB) points, in MiB per hour. */
@@ -90,7 +92,7 @@ try {
     model_share_source: config.model_share_source,
     heartbeat_interval_s: "10",
   });
-  const nodeArgs = values.modules === true ? ["--import", hook] : [];
+  const nodeArgs = [...(values.modules === true ? ["--import", hook] : []), ...(process.env.FOOTPRINT_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")];
   let agent;
   if (soak) {
     const configPath = join(dir, "config.json");
@@ -161,19 +163,20 @@ try {
   const r1 = await sample(reference.pid);
   const beats = server.heartbeats.length - beatsBefore;
   const row = (label, s0, s1, peak) =>
-    `${label.padEnd(22)} RSS ${s0.rssMb.toFixed(1).padStart(6)} -> ${s1.rssMb.toFixed(1).padStart(6)} MiB (peak ${peak.toFixed(1)})   CPU ${(s1.cpu - s0.cpu).toFixed(2)} s`;
+    `${label.padEnd(22)} RSS ${s0.rssMb.toFixed(1).padStart(6)} -> ${s1.rssMb.toFixed(1).padStart(6)} MiB (peak ${peak.toFixed(1)}; at the end ${s1.anonMb.toFixed(1)} private + ${s1.fileMb.toFixed(1)} file pages)   CPU ${(s1.cpu - s0.cpu).toFixed(2)} s`;
   if (soak) {
     const done = server.results.length;
     console.log(`soak: ${seconds} s, 1 s heartbeat, a job every 10 s: ${queued} queued, ${done} results received, ${beats} heartbeats`);
   } else console.log(`idle window: ${seconds} s, heartbeat interval 10 s, ${beats} heartbeats received by the server (daemon started with kitt-agent start)`);
   console.log(row("kitt-agent daemon", a0, a1, aPeak));
   console.log(row("bare node (reference)", r0, r1, rPeak));
-  console.log(`daemon / reference: RSS x${(a1.rssMb / r1.rssMb).toFixed(2)}, CPU +${(a1.cpu - a0.cpu - (r1.cpu - r0.cpu)).toFixed(2)} s over ${seconds} s`);
+  console.log(`daemon / reference: RSS x${(a1.rssMb / r1.rssMb).toFixed(2)}, private memory +${(a1.anonMb - r1.anonMb).toFixed(1)} MiB, CPU +${(a1.cpu - a0.cpu - (r1.cpu - r0.cpu)).toFixed(2)} s over ${seconds} s`);
   if (soak) console.log(`RSS slope after the first minute: ${slopePerHour(points).toFixed(2)} MiB/hour over ${points.length} samples`);
   agent.kill("SIGTERM");
   await new Promise((r) => agent.once("exit", r));
   const modules = stderr.indexOf("modules: ");
   if (values.modules === true) console.log(modules === -1 ? "(the daemon printed no module list)" : stderr.slice(modules).trimEnd());
+  if (process.env.FOOTPRINT_SHOW_STDERR === "1") console.log(stderr);
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   await server.close();
