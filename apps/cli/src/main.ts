@@ -30,8 +30,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   try {
-    // The commands run most often skip oclif's own start-up.
-    const fast = await (await import("./lib/fast-path.js")).runFastPath(argv, process.env);
+    // The commands run most often skip oclif's own start-up (KITT_AGENT_NO_FAST_PATH=1: never).
+    const fast = process.env.KITT_AGENT_NO_FAST_PATH === "1" ? undefined : await (await import("./lib/fast-path.js")).runFastPath(argv, process.env);
     if (fast !== undefined) return fast;
   } catch (err) {
     const report = classifyError(err);

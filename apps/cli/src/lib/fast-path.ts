@@ -1,10 +1,12 @@
+import { readFileSync } from "node:fs";
+
 /**
  * Commands answered without loading oclif, whose own start-up is most of a
  * short command's run time (~140 ms of ~330 ms for `status`) and, for
  * `start`, 22 MiB of the daemon's resident memory for as long as it runs.
- * Only exactly these argument forms take this path; anything else (help, an
- * unknown or a repeated flag, a bad value) goes to oclif, which parses and
- * reports as always.
+ * Only exactly these argument forms take this path, and help pages oclif
+ * rendered at build time; anything else (an unknown or a repeated flag, a bad
+ * value, --debug) goes to oclif, which parses and reports as always.
  */
 
 interface FastSpec {
@@ -88,6 +90,29 @@ export function parseFastStart(argv: readonly string[], env: NodeJS.ProcessEnv):
   };
 }
 
+/**
+ * `[WORDS...] --help` (or `-h`): the page oclif rendered for that command or
+ * topic at build time (scripts/render-help.mjs, dist/help.json, 80 columns),
+ * with this process's platform and Node version; undefined when there is no
+ * such page (oclif then answers, e.g. with its "did you mean").
+ */
+export function fastHelpPage(argv: readonly string[], pagesFile: URL = new URL("../help.json", import.meta.url)): string | undefined {
+  const last = argv.at(-1);
+  if (last !== "--help" && last !== "-h") return undefined;
+  const words = argv.slice(0, -1);
+  if (words.some((w) => w.startsWith("-"))) return undefined;
+  let pages: unknown;
+  try {
+    pages = (JSON.parse(readFileSync(pagesFile, "utf8")) as { pages?: unknown }).pages;
+  } catch {
+    return undefined;
+  }
+  if (pages === null || typeof pages !== "object") return undefined;
+  const page = (pages as Record<string, unknown>)[words.join(" ")];
+  if (typeof page !== "string" || !Object.hasOwn(pages, words.join(" "))) return undefined;
+  return page.split("{{platform}}").join(`${process.platform}-${process.arch} node-${process.version}`);
+}
+
 /** Runs a fast-path command and returns its exit code; undefined when argv is not one. */
 export async function runFastPath(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number | undefined> {
   const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -100,6 +125,11 @@ export async function runFastPath(argv: readonly string[], env: NodeJS.ProcessEn
       note,
       json: (value) => write(process.stdout, JSON.stringify(value, null, 2)),
     });
+  }
+  const help = fastHelpPage(argv);
+  if (help !== undefined) {
+    process.stdout.write(help);
+    return 0;
   }
   const start = parseFastStart(argv, env);
   if (start !== undefined) {
