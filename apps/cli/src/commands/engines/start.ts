@@ -11,7 +11,7 @@ export default class EnginesStart extends BaseCommand {
 Needs the agent running. Exits 1 when the engine did not come up (its last output lines are in the error).`;
 
   static override examples = [
-    "<%= config.bin %> engines start llama_cpp --port 8090 --model /data/models/qwen2.5-0.5b-q4.gguf --set n_ctx=4096 --set n_gpu_layers=99",
+    "<%= config.bin %> engines start llama_cpp --port 8091 --model /data/models/qwen2.5-0.5b-q4.gguf --set n_ctx=4096 --set n_gpu_layers=99",
     "<%= config.bin %> engines start vllm --model /data/models/Qwen2.5-0.5B-Instruct --set gpu_memory_utilization=0.8",
     "<%= config.bin %> engines start ollama --json",
   ];
