@@ -92,11 +92,11 @@ describe("kitt-agent models", () => {
     expect(again.stdout).toBe(`Already staged at ${join(w.storage, REL)}.\n`);
 
     const table = await runCli(["models", "list"], w.env);
-    expect(table.stdout).toMatch(new RegExp(`^${REL.replace(/\./g, "\\.")} +0\\.30 +\\d{4}-.*Z +no$`, "m"));
+    expect(table.stdout).toMatch(new RegExp(`^${REL.replace(/\./g, "\\.")} +0\\.28 +\\d{4}-.*Z +no$`, "m"));
 
     const evicted = await runCli(["models", "evict", REL], w.env);
     expect(evicted.code).toBe(0);
-    expect(evicted.stdout).toMatch(/^Evicted .* \(0\.30 GB freed\)\.\n$/);
+    expect(evicted.stdout).toMatch(/^Evicted .* \(0\.28 GiB freed\)\.\n$/);
     expect(existsSync(join(w.storage, REL))).toBe(false);
     expect(existsSync(w.src)).toBe(true);
   });
@@ -127,7 +127,7 @@ describe("kitt-agent models", () => {
     const listed = await runCli(["models", "list"], w.env);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^.*: 0 staged, 1 legacy, /);
-    expect(listed.stdout).toMatch(/^Legacy copies of the original agent .*\nLEGACY +SIZE_GB +MODIFIED\nQwen2\.5-0\.5B-Instruct +0\.01 +\d{4}-.*Z$/m);
+    expect(listed.stdout).toMatch(/^Legacy copies of the original agent .*\nLEGACY +SIZE_GIB +MODIFIED\nQwen2\.5-0\.5B-Instruct +0\.01 +\d{4}-.*Z$/m);
     const json = JSON.parse((await runCli(["models", "list", "--json"], w.env)).stdout) as { model_count: number; legacy: { path: string }[] };
     expect(json).toMatchObject({ model_count: 0, legacy: [{ path: legacy }] });
 
@@ -139,7 +139,7 @@ describe("kitt-agent models", () => {
 
     execFileSync("cp", ["-a", w.src, legacy]);
     const evicted = await runCli(["models", "evict", "Qwen2.5-0.5B-Instruct"], w.env);
-    expect(evicted.stdout).toMatch(/^Evicted .*Qwen2\.5-0\.5B-Instruct \(0\.01 GB freed\)\.\n$/);
+    expect(evicted.stdout).toMatch(/^Evicted .*Qwen2\.5-0\.5B-Instruct \(0\.01 GiB freed\)\.\n$/);
     expect(existsSync(legacy)).toBe(false);
     expect(existsSync(join(w.storage, REL))).toBe(true);
     execFileSync("cp", ["-a", w.src, legacy]);

@@ -72,7 +72,7 @@ describe("kitt-agent status", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^problem +heartbeats are failing \(HTTP 503 from the server\)$/m);
     expect(r.stdout).toMatch(/^daemon +running on http:\/\/127\.0\.0\.1:\d+, running a job$/m);
-    expect(r.stdout).toMatch(/^storage +2 models, 12.5 GB used, 800 GB free$/m);
+    expect(r.stdout).toMatch(/^storage +2 models, 12.5 GiB used, 800 GiB free$/m);
     expect(r.stdout).toMatch(/^job +test t-9 \(command c-9, running, since 2020-01-01T00:00:01.000Z \(\d+ h ago\)\)$/m);
     expect(r.stdout).toMatch(/^queued +2 jobs$/m);
     expect(r.stdout).toMatch(/^heartbeat failing, last success 5 min ago, 3 failed in a row\n {2}last error: HTTP 503 from the server$/m);

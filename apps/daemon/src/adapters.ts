@@ -5,14 +5,13 @@
 import type { CommandRequest } from "@kitt/protocol";
 import { isSafeId, parseServerCommand } from "@kitt/protocol";
 import type { JobInfo as RunnerJobInfo, JobRunner, ModelResolver } from "@kitt/runner";
-import type { ModelStore } from "@kitt/storage";
+import { formatSize, type ModelStore } from "@kitt/storage";
 
 import { EngineError, isNativeEngine } from "@kitt/engines";
 
 import type { EngineCatalog } from "./engines.js";
 import type { JobEnd, JobInfo, JobsApi, SubmitResult } from "./jobs-api.js";
 
-const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
 
 export function storageResolver(store: ModelStore, onStagedBytes: (bytes: number) => void = () => {}): ModelResolver {
   return {
@@ -36,11 +35,11 @@ export function storageResolver(store: ModelStore, onStagedBytes: (bytes: number
         return;
       }
       const { removed, freed_bytes } = await store.cleanup(local);
-      onLog(`Removed staged model ${removed} (${gb(freed_bytes)} GB freed)`);
+      onLog(`Removed staged model ${removed} (${formatSize(freed_bytes)} freed)`);
     },
     async cleanupAll({ onLog }) {
       const r = await store.cleanupAll();
-      onLog(`Removed ${r.removed.length} staged model(s), ${gb(r.freed_bytes)} GB freed`);
+      onLog(`Removed ${r.removed.length} staged model(s), ${formatSize(r.freed_bytes)} freed`);
       for (const p of r.in_use) onLog(`Kept ${p}: a running job uses it`);
       for (const f of r.failed) onLog(`Could not remove ${f}`);
       if (r.failed.length > 0) throw new Error(`could not remove ${r.failed.length} staged model(s)`);

@@ -69,8 +69,8 @@ export function agentMetrics(src: AgentMetricsSources) {
       return v === undefined ? [] : [{ labels: { gpu: String(g.index), name: g.name, uuid: g.uuid }, value: v }];
     });
   registry.gauge("kitt_agent_gpu_utilization_percent", "GPU utilization.", perGpu((g) => g.utilization_pct));
-  registry.gauge("kitt_agent_gpu_memory_used_bytes", "GPU memory in use.", perGpu((g) => (g.memory_used_gb === undefined ? undefined : g.memory_used_gb * 1e9)));
-  registry.gauge("kitt_agent_gpu_memory_total_bytes", "GPU memory in all.", perGpu((g) => (g.memory_total_gb === undefined ? undefined : g.memory_total_gb * 1e9)));
+  registry.gauge("kitt_agent_gpu_memory_used_bytes", "GPU memory in use.", perGpu((g) => (g.memory_used_gb === undefined ? undefined : g.memory_used_gb * 1024 ** 3)));
+  registry.gauge("kitt_agent_gpu_memory_total_bytes", "GPU memory in all.", perGpu((g) => (g.memory_total_gb === undefined ? undefined : g.memory_total_gb * 1024 ** 3)));
   registry.gauge("kitt_agent_gpu_temperature_celsius", "GPU temperature.", perGpu((g) => g.temperature_c));
   registry.gauge("kitt_agent_gpu_power_watts", "GPU power draw.", perGpu((g) => g.power_w));
 

@@ -5,7 +5,7 @@ import { hostPath, type HostProbe } from "./host.js";
 import { querySmi } from "./nvidia-smi.js";
 import { versionAtLeast } from "./node-version.js";
 import type { CheckOutcome } from "./preflight-types.js";
-import { GIB } from "./units.js";
+import { GIB, gib2 } from "./units.js";
 import { findOnPath } from "./which.js";
 
 export const MIN_NODE_VERSION = "22.13";
@@ -67,9 +67,10 @@ export async function checkDisk(dir: string, minFreeGb: number): Promise<CheckOu
   }
   try {
     const stats = await statfs(dir);
-    const freeGb = (Number(stats.bavail) * Number(stats.bsize)) / GIB;
-    const free = `${freeGb.toFixed(1)} GB free at ${dir}`;
-    return freeGb >= minFreeGb ? { ok: true, detail: free } : { ok: false, detail: `only ${free} (want ${minFreeGb} GB)` };
+    const freeBytes = Number(stats.bavail) * Number(stats.bsize);
+    // The figure `status` and the heartbeat (storage_gb_free) carry for the same disk: GiB, two decimals.
+    const free = `${gib2(freeBytes)} GiB free at ${dir}`;
+    return freeBytes / GIB >= minFreeGb ? { ok: true, detail: free } : { ok: false, detail: `only ${free} (want ${minFreeGb} GiB)` };
   } catch (error) {
     return { ok: false, detail: `cannot read free space of ${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }

@@ -90,7 +90,7 @@ describe("runPreflight", () => {
       ["docker-gpu", "Docker GPU access", true, "pass"],
       ["nvidia-driver", "NVIDIA drivers", true, "pass"],
       ["nfs", "NFS utilities", false, "pass"],
-      ["disk", "Disk space >= 0 GB", false, "pass"],
+      ["disk", "Disk space >= 0 GiB", false, "pass"],
       ["server", "Server reachable", true, "pass"],
       ["port", "Port available", false, "pass"],
       ["kitt-image", "KITT Docker image", false, "pass"],
@@ -104,7 +104,7 @@ describe("runPreflight", () => {
     expect(checks["kitt-image"]?.detail).toBe("kitt:latest (linux/amd64, image abcdef012345)");
     expect(checks["nvidia-driver"]?.detail).toBe("driver 570.86.15, 2 GPUs (nvidia-smi)");
     expect(checks.nfs?.detail).toBe(`mount.nfs at ${join(m.bin, "mount.nfs")}`);
-    expect(checks.disk?.detail).toMatch(new RegExp(`^\\d+\\.\\d GB free at ${modelDir}$`));
+    expect(checks.disk?.detail).toMatch(new RegExp(`^\\d+(\\.\\d{1,2})? GiB free at ${modelDir}$`));
     expect(checks.server?.detail).toBe(`${server.url} is healthy`);
     expect(checks.port?.detail).toBe(`port ${port} is free`);
     expect(checks["benchmark-cli"]?.detail).toBe(`kitt at ${join(m.bin, "kitt")}`);
@@ -151,7 +151,7 @@ describe("runPreflight", () => {
         required: false,
         detail: "mount.nfs not found on PATH (install nfs-common or nfs-utils to use NFS model shares)",
       },
-      disk: { status: "warn", required: false, detail: expect.stringMatching(/^only \d+\.\d GB free at .*models \(want 1000000000 GB\)$/) },
+      disk: { status: "warn", required: false, detail: expect.stringMatching(/^only \d+(\.\d{1,2})? GiB free at .*models \(want 1000000000 GiB\)$/) },
       server: { status: "fail", required: true, detail: `connection refused by ${new URL(url).host}` },
       port: { status: "warn", required: false, detail: `port ${port} is in use` },
       "kitt-image": { status: "warn", required: false, detail: "not run: Docker is not available" },

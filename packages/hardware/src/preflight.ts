@@ -116,7 +116,7 @@ export async function runPreflight(options: PreflightOptions = {}): Promise<Pref
     ],
     ["nvidia-driver", "NVIDIA drivers", true, driver],
     ["nfs", "NFS utilities", false, () => bounded(checkNfs(host), limit("nfs"))],
-    ["disk", `Disk space >= ${minFreeGb} GB`, false, () => bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
+    ["disk", `Disk space >= ${minFreeGb} GiB`, false, () => bounded(checkDisk(modelDir, minFreeGb), limit("disk"))],
     [
       "server",
       "Server reachable",

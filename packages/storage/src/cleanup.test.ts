@@ -144,7 +144,7 @@ describe("usage", () => {
   it("reports used and free space, and each model's size and last use", async () => {
     const f = await storeFixture(MODELS);
     const now = steppingClock(Date.UTC(2025, 5, 1), 60_000);
-    const store = await open(f, { now, freeSpace: async () => 123.456e9 });
+    const store = await open(f, { now, freeSpace: async () => 123.456 * 1024 ** 3 });
     const a = await store.resolve("/data/hf/Qwen/A");
     (await store.resolve("/data/gguf/c.gguf")).release();
     const usage = await store.usage();

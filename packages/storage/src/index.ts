@@ -7,7 +7,7 @@ export { normalizeStorageSettings, DEFAULT_STORAGE_DIR } from "./settings.js";
 export type { StorageSettings, StorageSettingsInput } from "./settings.js";
 export { StorageError, ModelPathError } from "./errors.js";
 export type { StorageErrorCode } from "./errors.js";
-export { formatProgressLine } from "./progress.js";
+export { formatProgressLine, formatSize } from "./progress.js";
 export type { StagingProgress } from "./progress.js";
 export { runCommand } from "./run-command.js";
 export type { RunCommand, RunCommandOptions, CommandResult } from "./run-command.js";

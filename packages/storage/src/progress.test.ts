@@ -8,29 +8,29 @@ describe("formatProgressLine", () => {
   it("matches the documented shape", () => {
     const line = formatProgressLine({
       model: "Qwen3-8B",
-      bytesDone: 12.4e9,
-      bytesTotal: 16.1e9,
+      bytesDone: 12.4 * 1024 ** 3,
+      bytesTotal: 16.1 * 1024 ** 3,
       filesDone: 3,
       filesTotal: 5,
-      bytesPerSecond: 1.8e9,
+      bytesPerSecond: 1.8 * 1024 ** 3,
       etaSeconds: 2.05,
       elapsedSeconds: 6.9,
     });
-    expect(line).toBe("Copying Qwen3-8B: 12.4/16.1 GB (77%), 1.8 GB/s, ETA 2s");
+    expect(line).toBe("Copying Qwen3-8B: 12.4/16.1 GiB (77%), 1.8 GiB/s, ETA 2s");
   });
 
-  it("uses MB below a GB and says ETA ? before a rate is known", () => {
+  it("uses MiB below a GiB and says ETA ? before a rate is known", () => {
     const line = formatProgressLine({
       model: "tiny",
       bytesDone: 0,
-      bytesTotal: 250e6,
+      bytesTotal: 250 * 1024 ** 2,
       filesDone: 0,
       filesTotal: 2,
       bytesPerSecond: 0,
       etaSeconds: undefined,
       elapsedSeconds: 0,
     });
-    expect(line).toBe("Copying tiny: 0.0/250.0 MB (0%), 0.0 MB/s, ETA ?");
+    expect(line).toBe("Copying tiny: 0.0/250.0 MiB (0%), 0.0 MiB/s, ETA ?");
   });
 
   it("formats long durations", () => {
@@ -70,6 +70,6 @@ describe("ProgressTracker", () => {
     expect(last?.filesDone).toBe(1);
     expect(last?.bytesPerSecond).toBe(300_000);
     expect(last?.etaSeconds).toBe(5);
-    expect(lines).toEqual(["Copying m: 1.5/3.0 MB (50%), 0.3 MB/s, ETA 5s"]);
+    expect(lines).toEqual(["Copying m: 1.4/2.9 MiB (50%), 0.3 MiB/s, ETA 5s"]);
   });
 });

@@ -15,17 +15,24 @@ export interface StagingProgress {
   elapsedSeconds: number;
 }
 
-const GB = 1e9;
-const MB = 1e6;
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
 
-function unitFor(bytes: number): { div: number; name: string } {
-  return bytes >= GB ? { div: GB, name: "GB" } : { div: MB, name: "MB" };
+/** Binary units, labelled as such (GiB, MiB), as every size the agent prints. */
+export function unitFor(bytes: number): { div: number; name: string } {
+  return bytes >= GIB ? { div: GIB, name: "GiB" } : { div: MIB, name: "MiB" };
 }
 
-/** `12.4/16.1 GB`: both numbers in the unit of the total. */
+/** `12.4/16.1 GiB`: both numbers in the unit of the total. */
 export function formatBytesPair(done: number, total: number): string {
   const u = unitFor(total);
   return `${(done / u.div).toFixed(1)}/${(total / u.div).toFixed(1)} ${u.name}`;
+}
+
+/** `16.1 GiB`, `32.0 MiB`: one size in binary units, labelled as such. */
+export function formatSize(bytes: number): string {
+  const u = unitFor(bytes);
+  return `${(bytes / u.div).toFixed(1)} ${u.name}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {
@@ -40,7 +47,7 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-/** `Copying Qwen3-8B: 12.4/16.1 GB (77%), 1.8 GB/s, ETA 2s` */
+/** `Copying Qwen3-8B: 12.4/16.1 GiB (77%), 1.8 GiB/s, ETA 2s` */
 export function formatProgressLine(p: StagingProgress): string {
   const pct = p.bytesTotal === 0 ? 100 : Math.floor((p.bytesDone / p.bytesTotal) * 100);
   const eta = p.etaSeconds === undefined ? "ETA ?" : `ETA ${formatDuration(p.etaSeconds)}`;

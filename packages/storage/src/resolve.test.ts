@@ -55,8 +55,8 @@ describe("resolve: copy from the share (steps 3 and 4)", () => {
 
     const last = progress[progress.length - 1];
     expect(last).toMatchObject({ model: "Qwen3-8B", filesDone: 5, filesTotal: 5, bytesDone: last?.bytesTotal });
-    expect(lines[0]).toMatch(/^Staging Qwen3-8B from .*: 5 file\(s\), 0\.0 GB to copy$/);
-    expect(lines.some((l) => /^Copying Qwen3-8B: [\d.]+\/0\.5 MB \(\d+%\), [\d.]+ MB\/s, ETA \S+$/.test(l))).toBe(true);
+    expect(lines[0]).toMatch(/^Staging Qwen3-8B from .*: 5 file\(s\), [\d.]+ MiB to copy$/);
+    expect(lines.some((l) => /^Copying Qwen3-8B: [\d.]+\/[\d.]+ MiB \(\d+%\), [\d.]+ MiB\/s, ETA \S+$/.test(l))).toBe(true);
     expect(lines[lines.length - 1]).toMatch(/^Staged Qwen3-8B: /);
     expect(await leftoversUnder(f.storage)).toEqual([]);
     model.release();

@@ -2,6 +2,7 @@ import path from "node:path";
 import { stat, statfs } from "node:fs/promises";
 import { StorageError, reason } from "./errors.js";
 import { MANIFEST_NAME } from "./manifest.js";
+import { formatSize } from "./progress.js";
 import { isSameOrInside } from "./path-guard.js";
 import { scanStorage, type StagedModel, type WalkLimits } from "./storage-layout.js";
 
@@ -16,9 +17,8 @@ export const defaultFreeSpace: FreeSpaceFn = async (dir) => {
 /** Kept free beyond the model itself: a full disk breaks the benchmark's own writes. */
 export const DEFAULT_SPACE_MARGIN_BYTES = 1024 ** 3;
 
-export function gb(bytes: number): string {
-  return `${(bytes / 1e9).toFixed(1)} GB`;
-}
+/** `16.1 GiB`, `32.0 MiB`: binary units, as every size the agent prints. */
+export const gb = formatSize;
 
 /** Last use of a staged model: its manifest's mtime, bumped on every lease. */
 export async function lastUsedMs(model: StagedModel): Promise<number> {

@@ -194,7 +194,7 @@ describe("space", () => {
     const err = await store.resolve("/x/m/A").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "NO_SPACE" });
     expect((err as Error).message).toBe(
-      `not enough space to stage A in ${f.storage}: need 0.0 GB + 0.0 GB margin, free 0.0 GB`,
+      `not enough space to stage A in ${f.storage}: need 0.3 MiB + 0.0 MiB margin, free 0.2 MiB`,
     );
     expect(await leftoversUnder(f.storage)).toEqual([]);
   });
@@ -216,7 +216,7 @@ describe("space", () => {
 
     const lines: string[] = [];
     const d = await store.resolve("/x/m/D", { onLog: (l) => lines.push(l) });
-    expect(lines).toContain("Evicted unused model m/C (0.0 GB) to make room for D");
+    expect(lines).toContain("Evicted unused model m/C (0.3 MiB) to make room for D");
     expect((await store.usage()).models.map((m) => m.source).sort()).toEqual(["m/B", "m/D"]);
 
     // With B and D in use nothing can be evicted for A.

@@ -61,7 +61,8 @@ export interface StorageUsage {
   partial?: string;
 }
 
-const toGb = (bytes: number): number => Math.round((bytes / 1e9) * 100) / 100;
+/** GiB with two decimals: what the original agent put in the heartbeat (storage_gb_free), and what every human figure prints. */
+const toGb = (bytes: number): number => Math.round((bytes / 1024 ** 3) * 100) / 100;
 
 /**
  * Remove `dir` (already checked to be inside storage) unless it is in use:

@@ -49,7 +49,7 @@ export function formatHardware(r: HardwareReport): string {
     ["hostname", r.hostname],
     ["environment", r.environment_type],
     ["cpu", `${r.cpu_info || "unknown"} (${r.cpu_arch}, ${r.physical_cores} cores / ${d.cpu_threads} threads)`],
-    ["ram", `${r.ram_gb} GB${d.ram_type ? ` ${d.ram_type}` : ""}`],
+    ["ram", `${r.ram_gb} GiB${d.ram_type ? ` ${d.ram_type}` : ""}`],
     ["storage", [d.storage_brand, d.storage_model, d.storage_type].filter(Boolean).join(" ") || "unknown"],
     ["os", `${d.os} ${d.kernel}`.trim()],
     ["gpu", r.gpu_count === 0 ? "none detected" : `${r.gpu_count} x ${r.gpu_info}${r.unified_memory ? " (unified memory)" : ""}`],
@@ -63,7 +63,7 @@ export function formatHardware(r: HardwareReport): string {
   for (const g of r.gpus) {
     const parts = [`GPU ${g.index}: ${g.name}`];
     if (g.utilization_pct !== undefined) parts.push(`${g.utilization_pct}% busy`);
-    if (g.memory_used_gb !== undefined && g.memory_total_gb !== undefined) parts.push(`${g.memory_used_gb}/${g.memory_total_gb} GB`);
+    if (g.memory_used_gb !== undefined && g.memory_total_gb !== undefined) parts.push(`${g.memory_used_gb}/${g.memory_total_gb} GiB`);
     if (g.temperature_c !== undefined) parts.push(`${g.temperature_c} C`);
     if (g.power_w !== undefined) parts.push(`${g.power_w} W`);
     lines.push(`  ${parts.join(", ")}`);

@@ -70,15 +70,15 @@ export function formatModels(usage: StorageUsage): string {
   // A daemon of an earlier version reports no legacy list.
   const legacy = usage.legacy ?? [];
   const legacyCount = legacy.length > 0 ? `, ${legacy.length} legacy` : "";
-  const lines = [`${usage.storage_dir}: ${usage.model_count} staged${legacyCount}, ${usage.used_gb} GB used, ${usage.free_gb} GB free`];
+  const lines = [`${usage.storage_dir}: ${usage.model_count} staged${legacyCount}, ${usage.used_gb} GiB used, ${usage.free_gb} GiB free`];
   if (usage.partial !== undefined) lines.push(`(partial: ${usage.partial}; the list and figures may be incomplete)`);
   if (usage.models.length > 0) {
     const rows = usage.models.map((m) => [relative(usage.storage_dir, m.path), m.size_gb.toFixed(2), m.last_used ?? "-", m.in_use ? "yes" : "no"]);
-    lines.push(...table(["MODEL", "SIZE_GB", "LAST_USED", "IN_USE"], rows));
+    lines.push(...table(["MODEL", "SIZE_GIB", "LAST_USED", "IN_USE"], rows));
   }
   if (legacy.length > 0) {
     lines.push("Legacy copies of the original agent (no manifest; unverified, used only once a job's model verifies against the share):");
-    lines.push(...table(["LEGACY", "SIZE_GB", "MODIFIED"], legacy.map((l) => [relative(usage.storage_dir, l.path), l.size_gb.toFixed(2), l.modified ?? "-"])));
+    lines.push(...table(["LEGACY", "SIZE_GIB", "MODIFIED"], legacy.map((l) => [relative(usage.storage_dir, l.path), l.size_gb.toFixed(2), l.modified ?? "-"])));
   }
   return lines.join("\n");
 }

@@ -1,9 +1,9 @@
 import type { StagingProgress } from "@kitt/storage";
 
-/** `Qwen3-8B [########............] 41% 6.6/16.1 GB 1.8 GB/s ETA 5s` in at most `columns` characters. */
+/** `Qwen3-8B [########............] 41% 6.6/16.1 GiB 1.8 GiB/s ETA 5s` in at most `columns` characters. */
 export function progressBar(p: StagingProgress, columns = 80): string {
   const ratio = p.bytesTotal === 0 ? 1 : Math.min(1, p.bytesDone / p.bytesTotal);
-  const unit = p.bytesTotal >= 1e9 ? { div: 1e9, name: "GB" } : { div: 1e6, name: "MB" };
+  const unit = p.bytesTotal >= 1024 ** 3 ? { div: 1024 ** 3, name: "GiB" } : { div: 1024 ** 2, name: "MiB" };
   const eta = p.etaSeconds === undefined ? "ETA ?" : `ETA ${Math.max(0, Math.round(p.etaSeconds))}s`;
   const rate = `${(p.bytesPerSecond / unit.div).toFixed(1)} ${unit.name}/s`;
   const tail = ` ${Math.floor(ratio * 100)}% ${(p.bytesDone / unit.div).toFixed(1)}/${(p.bytesTotal / unit.div).toFixed(1)} ${unit.name} ${rate} ${eta}`;

@@ -212,7 +212,7 @@ export function formatStatus(s: StatusReport, nowMs: number = Date.now()): strin
     lines.push(...heartbeatLines(st, nowMs));
     const storage = record(field(st, "storage"));
     if (storage !== undefined) {
-      lines.push(`storage  ${String(storage.model_count ?? "?")} models, ${String(storage.used_gb ?? "?")} GB used, ${String(storage.free_gb ?? "?")} GB free`);
+      lines.push(`storage  ${String(storage.model_count ?? "?")} models, ${String(storage.used_gb ?? "?")} GiB used, ${String(storage.free_gb ?? "?")} GiB free`);
     }
     const agentId = text(field(st, "agent_id"));
     if (agentId !== undefined) lines.push(`agent id ${agentId}`);

@@ -28,7 +28,7 @@ export default class ModelsEvict extends BaseCommand {
       const r = await evictAll(store);
       if (flags.json) this.printJson(r);
       else {
-        this.out(`Evicted ${r.removed.length} item(s), ${(r.freed_bytes / 1e9).toFixed(2)} GB freed.`);
+        this.out(`Evicted ${r.removed.length} item(s), ${(r.freed_bytes / 1024 ** 3).toFixed(2)} GiB freed.`);
         for (const f of r.failed) this.note(`failed: ${f}`);
       }
       if (r.failed.length > 0) this.exit(1);
@@ -36,6 +36,6 @@ export default class ModelsEvict extends BaseCommand {
     }
     const r = await evictModel(store, args.name as string);
     if (flags.json) this.printJson(r);
-    else this.out(`Evicted ${r.removed} (${(r.freed_bytes / 1e9).toFixed(2)} GB freed).`);
+    else this.out(`Evicted ${r.removed} (${(r.freed_bytes / 1024 ** 3).toFixed(2)} GiB freed).`);
   }
 }
