@@ -11,12 +11,27 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { startAgent } from "@kitt/daemon";
-import { defaultConfig } from "@kitt/protocol";
-import { startFakeKittServer, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
-
 const say = (text) => console.log(text);
 const step = (n, text) => say(`\n[${n}] ${text}`);
+
+// What is not the real thing, said before anything runs (and by --help).
+const STAND_INS = `./dev demo runs the real kitt-agent daemon on 127.0.0.1 in a temp directory. Stand-ins:
+  - KITT server: a fake one from @kitt/testkit (registration, heartbeats, queue, results), not a real control plane
+  - benchmark: kitt-demo-benchmark, a script that prints progress and writes metrics.json, in place of \`kitt run\`
+  - GPU: NVML off (no GPU needed); the hardware reported is this machine's CPU, RAM and disks
+  - heartbeat: forced to every 10 s by the fake server's settings (a real server's default is 30 s)
+  - model share: a local directory with a small fake model (4 x 8 MiB shards), not an NFS mount
+Everything else is the real agent: staging, the job's process group, log streaming, reporting, cleanup.`;
+
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  say(STAND_INS);
+  process.exit(0);
+}
+say(STAND_INS);
+
+const { startAgent } = await import("@kitt/daemon");
+const { defaultConfig } = await import("@kitt/protocol");
+const { startFakeKittServer, writeFakeBenchmark, writeFakeModel } = await import("@kitt/testkit");
 const started = Date.now();
 
 const dir = await mkdtemp(join(tmpdir(), "kitt-demo-"));
@@ -25,7 +40,7 @@ const name = "demo-agent";
 let server;
 let agent;
 try {
-  step(1, "A fake KITT server on 127.0.0.1 with one provisioned agent");
+  step(1, "A fake KITT server (stand-in for the real one) on 127.0.0.1 with one provisioned agent");
   server = await startFakeKittServer({ agents: [{ name, token }] });
   say(`    ${server.url}`);
 
@@ -36,7 +51,7 @@ try {
   say(`    share: ${share} (4 x 8 MiB shards + config files)`);
   say(`    benchmark: ${benchmark} (prints progress, writes metrics.json)`);
 
-  step(3, "The agent daemon starts: detects hardware, registers, heartbeats, serves its API");
+  step(3, "The agent daemon starts (NVML off, heartbeat forced to 10 s): detects hardware, registers, heartbeats, serves its API");
   const config = {
     ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
     server_url: server.url,
