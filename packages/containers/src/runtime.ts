@@ -153,8 +153,11 @@ export class ContainerRuntimeUnavailableError extends KittError {
 /** The engine answered with an error. */
 export class ContainerRuntimeError extends KittError {
   readonly statusCode: number | undefined;
-  constructor(what: string, detail: string, statusCode?: number, cause?: unknown) {
+  /** The engine's own message, whole (a failing OCI hook puts the useful part on a later line); the message keeps its first line. */
+  readonly engineMessage: string | undefined;
+  constructor(what: string, detail: string, statusCode?: number, cause?: unknown, engineMessage?: string) {
     super(`${what}: ${detail}`, { code: "DOCKER_ERROR", cause });
     this.statusCode = statusCode;
+    this.engineMessage = engineMessage;
   }
 }

@@ -7,6 +7,7 @@
 import {
   chooseKittImage,
   type ContainerRuntime,
+  ContainerRuntimeError,
   ContainerRuntimeUnavailableError,
   dockerArch,
   dockerEndpoint,
@@ -58,22 +59,14 @@ export function dockerTarget(host: HostProbe, injected: ContainerRuntime | undef
 }
 
 /**
- * The engine's own words, on one line. The runtime's error keeps only the
- * first line (and, for a streamed call such as a pull, only the HTTP reason),
- * but the cause, the engine client's error, has all of it: `json.message`, or for
- * streamed calls the message `(HTTP code 500) server error - Get "https://...`.
- * A failing OCI hook puts the useful part (`nvidia-container-cli: ...`) on a
- * later line.
+ * The engine's own words, on one line. The runtime's error message keeps
+ * only the first line of what the engine said; `engineMessage` has all of
+ * it, and a failing OCI hook puts the useful part (`nvidia-container-cli: ...`)
+ * on a later line.
  */
 export function engineErrorText(error: unknown): string {
-  const cause = error instanceof Error ? (error.cause as { message?: unknown; json?: unknown } | null | undefined) : undefined;
-  let text: string | undefined;
-  if (cause !== undefined && cause !== null && typeof cause === "object") {
-    const json = cause.json as { message?: unknown } | null | undefined;
-    if (json !== null && typeof json === "object" && typeof json.message === "string") text = json.message;
-    else if (typeof cause.message === "string") text = /^\(HTTP code \d+\)[^-]*- ([\s\S]+)$/.exec(cause.message)?.[1];
-  }
-  const oneLine = (text ?? message(error)).split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
+  const text = error instanceof ContainerRuntimeError && error.engineMessage !== undefined ? error.engineMessage : message(error);
+  const oneLine = text.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
   return oneLine.length > 400 ? `${oneLine.slice(0, 399)}…` : oneLine;
 }
 
