@@ -1,26 +1,24 @@
-import { createRequire } from "node:module";
-
-import type * as AjvModule from "ajv";
-import type { Ajv, ErrorObject, ValidateFunction } from "ajv";
-
 import { ProtocolError } from "./errors.js";
 import { schemas, type SchemaName } from "./schemas.js";
+import * as generated from "./validators.generated.js";
 
-// One ajv instance and one compiled validator per schema for the process:
-// compiling is the expensive part, validating is cheap.
-let ajv: Ajv | undefined;
-const compiled = new Map<SchemaName, ValidateFunction>();
-
-function validatorFor(name: SchemaName): ValidateFunction {
-  let fn = compiled.get(name);
-  if (fn === undefined) {
-    // Loaded on the first validation, not at import: most CLI commands never validate a message.
-    ajv ??= new (createRequire(import.meta.url)("ajv") as typeof AjvModule).Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-    fn = ajv.compile(schemas[name]);
-    compiled.set(name, fn);
-  }
-  return fn;
+/** One problem as a validator reports it (the shape of ajv's `ErrorObject`). */
+export interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
 }
+
+/** A validator of scripts/gen-validators.mjs: ajv's standalone code, `errors` set after a failed call. */
+interface Validator {
+  (data: unknown): boolean;
+  errors?: SchemaError[] | null;
+}
+
+// Generated at build time by ajv (standalone code): validating loads neither
+// ajv nor a schema compiler, so the daemon does not carry them (~13 MiB).
+const validators: Record<SchemaName, Validator> = generated;
 
 /** `/commands/0/payload` -> `commands.0.payload`. */
 function dotted(pointer: string): string {
@@ -50,10 +48,10 @@ function lookup(data: unknown, pointer: string): unknown {
   return cur;
 }
 
-/** Turns ajv's first error into (field, one-line detail). */
-export function describeError(error: ErrorObject, data: unknown): { field: string; detail: string } {
+/** Turns the validator's first error into (field, one-line detail). */
+export function describeError(error: SchemaError, data: unknown): { field: string; detail: string } {
   const base = dotted(error.instancePath);
-  const params = error.params as Record<string, unknown>;
+  const params = error.params;
   switch (error.keyword) {
     case "required":
       return { field: join(base, String(params.missingProperty)), detail: "is required" };
@@ -73,7 +71,7 @@ export function describeError(error: ErrorObject, data: unknown): { field: strin
 
 /** Checks `data` against a schema; returns the first problem or undefined. */
 export function check(name: SchemaName, data: unknown): ProtocolError | undefined {
-  const fn = validatorFor(name);
+  const fn = validators[name];
   if (fn(data)) return undefined;
   const first = fn.errors?.find((e) => e.keyword !== "if") ?? fn.errors?.[0];
   if (first === undefined) return new ProtocolError(String(schemas[name].$id), "", "is invalid");
