@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
-import http from "node:http";
-import https from "node:https";
-import { tlsPairProblem } from "@kitt/protocol";
+import type { RequestOptions } from "node:https";
+import { http, https, tlsPairProblem } from "@kitt/protocol";
 
 import type { CheckOutcome, PreflightTls } from "./preflight-types.js";
 import { formatDuration } from "./units.js";
@@ -97,7 +96,7 @@ type Answer = { status: number; body: unknown } | { detail: string };
 /** One request with the check's TLS settings; a failure comes back as words, never thrown. */
 function ask(
   url: URL,
-  options: https.RequestOptions,
+  options: RequestOptions,
   timeoutMs: number,
   clientCert: boolean,
   body?: string,
@@ -152,7 +151,7 @@ export interface ServerCheckAgent {
  * the name is not known yet (the first start registers it with this token).
  * A heartbeat would do too, but it hands out the next queued test.
  */
-async function checkToken(base: string, agent: ServerCheckAgent, options: https.RequestOptions, timeoutMs: number, clientCert: boolean): Promise<CheckOutcome> {
+async function checkToken(base: string, agent: ServerCheckAgent, options: RequestOptions, timeoutMs: number, clientCert: boolean): Promise<CheckOutcome> {
   const url = new URL(`${base}/api/v1/agents/${encodeURIComponent(agent.name)}/results`);
   const answer = await ask(
     url,
@@ -201,7 +200,7 @@ export async function checkServerHealth(
   const pairProblem = await tlsPairCheck(tls);
   if (pairProblem !== undefined) return { ok: false, detail: pairProblem };
 
-  const options: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
+  const options: RequestOptions = { method: "GET", headers: { accept: "application/json" } };
   let clientCert = false;
   if (url.protocol === "https:") {
     const files = {

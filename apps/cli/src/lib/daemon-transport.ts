@@ -1,11 +1,11 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { request as httpRequest, type ClientRequestArgs, type IncomingMessage } from "node:http";
+import type { ClientRequestArgs, IncomingMessage } from "node:http";
 import { Readable, type Duplex } from "node:stream";
 import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from "node:tls";
 
 import type { AgentConfig } from "@kitt/protocol";
-import { UsageError } from "@kitt/protocol";
+import { http, UsageError } from "@kitt/protocol";
 
 /** How the CLI reaches the local daemon: plain HTTP, or mTLS with the daemon's certificate pinned. */
 export interface DaemonTransport {
@@ -133,7 +133,7 @@ function nodeFetch(createConnection: CreateConnection | undefined): typeof fetch
       const headers = Object.fromEntries(new Headers(init.headers).entries());
       const body = typeof init.body === "string" ? init.body : undefined;
       if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
-      const req = httpRequest({
+      const req = http.request({
         host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
         port: url.port,
         path: `${url.pathname}${url.search}`,
