@@ -12,18 +12,24 @@
 //
 // src/schemas.ts is read as it is (ts-source-hooks.mjs), so no build comes first.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import * as nodeModule from "node:module";
 import { fileURLToPath } from "node:url";
 
-import "./ts-source-hooks.mjs";
+const target = fileURLToPath(new URL("../src/validators.generated.ts", import.meta.url));
 
-const require = createRequire(import.meta.url);
+// Reading .ts needs Node >= 22.18 (types stripped by default, module.registerHooks).
+// An older Node (the toolchain accepts 22.13) builds with the committed file as it is.
+if (typeof nodeModule.registerHooks !== "function" || !process.features.typescript) {
+  console.error(`gen-validators: node ${process.versions.node} cannot read src/schemas.ts (needs >= 22.18, types stripped); ${target} left as it is`);
+  process.exit(process.argv.includes("--check") ? 1 : 0);
+}
+await import("./ts-source-hooks.mjs");
+
+const require = nodeModule.createRequire(import.meta.url);
 const { Ajv } = require("ajv");
 const standaloneCode = require("ajv/dist/standalone").default;
 const ajvVersion = require("ajv/package.json").version;
 const { schemas } = await import("../src/schemas.ts");
-
-const target = fileURLToPath(new URL("../src/validators.generated.ts", import.meta.url));
 
 // Runtime helpers of ajv that the generated code may call. Each is one
 // self-contained function (no free variables), so its source is copied into
