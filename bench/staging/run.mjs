@@ -17,7 +17,7 @@ const { ModelStore } = await import(path.join(here, "../../packages/storage/dist
 
 const { values: opt } = parseArgs({
   options: {
-    "shard-mib": { type: "string", default: "512" },
+    "shard-mib": { type: "string", default: "256" },
     shards: { type: "string", default: "4" },
     "small-files": { type: "string", default: "100" },
     rounds: { type: "string", default: "3" },
@@ -30,7 +30,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  console.log(`usage: node bench/staging/run.mjs [--shard-mib 512] [--shards 4] [--small-files 100] [--rounds 3]
+  console.log(`usage: node bench/staging/run.mjs [--shard-mib 256] [--shards 4] [--small-files 100] [--rounds 3]
        [--index-files 1000] [--concurrency 4] [--dir ${os.tmpdir()}] [--drop-caches] [--json]`);
   process.exit(0);
 }
@@ -139,7 +139,11 @@ try {
   // just been deleted, dirty pages flushed with `sync`, and, with
   // --drop-caches, the page cache dropped so the source is read from disk.
   // An untimed warm-up copy gives the first round a copy to delete too.
+  // Untimed warm-ups of both: cp -r, then resolve() (its worker threads start).
   await run("cp", ["-r", src, cpDest]);
+  (await store.resolve("/models/bench/Model-Bench")).release();
+  await store.flush();
+  await rm(ourDest, { recursive: true, force: true });
   let previous = cpDest;
   const settle = async () => {
     await rm(previous, { recursive: true, force: true });
@@ -148,6 +152,7 @@ try {
   };
 
   const ours = [];
+  const oursDurable = [];
   const cp = [];
   const cpSync = [];
   const timeOurs = async (round) => {
@@ -156,10 +161,14 @@ try {
     const model = await store.resolve("/models/bench/Model-Bench");
     const s = seconds(t0);
     if (model.how !== "copied") throw new Error(`expected a copy, got ${model.how}`);
+    // The benchmark may start here; the copy becomes durable in the background.
+    await store.flush();
+    const durable = seconds(t0);
     model.release();
     ours.push(s);
+    oursDurable.push(durable);
     previous = ourDest;
-    log(`round ${round}  resolve()  ${s.toFixed(2)} s  (${(modelBytes / s / 1e9).toFixed(2)} GB/s)`);
+    log(`round ${round}  resolve()  ${s.toFixed(2)} s  (${(modelBytes / s / 1e9).toFixed(2)} GB/s; durable, marker written, after ${durable.toFixed(2)} s)`);
   };
   const timeCp = async (round) => {
     await settle();
@@ -205,10 +214,11 @@ try {
     rounds,
     caches: dropCaches ? "dropped before each timed copy" : "as they are (source cached after the first read)",
     resolve_median_s: median(ours),
+    resolve_then_durable_median_s: median(oursDurable),
     cp_median_s: median(cp),
     cp_then_sync_median_s: median(cpSync),
     ratio_ours_over_cp: median(ours) / median(cp),
-    ratio_ours_over_cp_then_sync: median(ours) / median(cpSync),
+    ratio_durable_over_cp_then_sync: median(oursDurable) / median(cpSync),
     staged_resolve_files: indexFiles,
     staged_resolve_median_ms: median(staged),
   };
@@ -216,9 +226,10 @@ try {
   else {
     console.log("");
     console.log(`model: ${shards} x ${shardMiB} MiB + ${smallFiles} small files (${(modelBytes / 1e9).toFixed(2)} GB), concurrency ${concurrency}, caches ${result.caches}`);
-    console.log(`median resolve()        ${result.resolve_median_s.toFixed(2)} s`);
-    console.log(`median cp -r            ${result.cp_median_s.toFixed(2)} s   ratio ours/cp ${result.ratio_ours_over_cp.toFixed(2)}`);
-    console.log(`median cp -r; sync      ${result.cp_then_sync_median_s.toFixed(2)} s   ratio ours/(cp+sync) ${result.ratio_ours_over_cp_then_sync.toFixed(2)}`);
+    console.log(`median resolve()        ${result.resolve_median_s.toFixed(2)} s   (the benchmark may start)`);
+    console.log(`median cp -r            ${result.cp_median_s.toFixed(2)} s   ratio resolve()/cp ${result.ratio_ours_over_cp.toFixed(2)}  (goal <= 1.1)`);
+    console.log(`median resolve(); durable ${result.resolve_then_durable_median_s.toFixed(2)} s`);
+    console.log(`median cp -r; sync      ${result.cp_then_sync_median_s.toFixed(2)} s   ratio durable/(cp+sync) ${result.ratio_durable_over_cp_then_sync.toFixed(2)}`);
     console.log(`staged ${indexFiles}-file model, resolve() median ${result.staged_resolve_median_ms.toFixed(1)} ms (manifest check only)`);
   }
 } finally {

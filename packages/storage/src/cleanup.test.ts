@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import path from "node:path";
 import { mkdir, readFile, readdir, stat, symlink } from "node:fs/promises";
 import { MemoryLogger } from "@kitt/protocol";
-import { MANIFEST_NAME } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME } from "./manifest.js";
 import { STORAGE_MARKER, markOwned } from "./ownership.js";
 import { existsSync } from "node:fs";
 import { ModelStore } from "./model-store.js";
@@ -147,10 +147,12 @@ describe("usage", () => {
     const store = await open(f, { now, freeSpace: async () => 123.456 * 1024 ** 3 });
     const a = await store.resolve("/data/hf/Qwen/A");
     (await store.resolve("/data/gguf/c.gguf")).release();
+    await store.flush();
     const usage = await store.usage();
     expect(usage).toMatchObject({ storage_dir: f.storage, free_gb: 123.46, model_count: 2 });
-    // Every file in storage, the manifests (a few hundred bytes each) aside.
-    const manifests = (await stat(path.join(a.modelDir ?? "", MANIFEST_NAME))).size + (await stat(path.join(f.storage, "gguf/c.gguf", MANIFEST_NAME))).size;
+    // Every file in storage, the manifests and durable markers (a few hundred bytes each) aside.
+    const agentFiles = [MANIFEST_NAME, DURABLE_MARKER].flatMap((name) => [path.join(a.modelDir ?? "", name), path.join(f.storage, "gguf/c.gguf", name)]);
+    const manifests = (await Promise.all(agentFiles.map(async (p) => (await stat(p)).size))).reduce((x, y) => x + y, 0);
     expect(usage.used_bytes).toBe((await treeBytes(f.storage)) - manifests);
     expect(usage.partial).toBeUndefined();
     expect(usage.used_bytes).toBeGreaterThan(4000);

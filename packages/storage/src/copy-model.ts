@@ -6,7 +6,7 @@ import { sameMtime, writeManifest, type Manifest } from "./manifest.js";
 import { OWNER_MARKER, markOwned, removeOwned } from "./ownership.js";
 import { ProgressTracker, type StagingProgress } from "./progress.js";
 import type { SourceFile, SourceTree } from "./source-scan.js";
-import { fsyncDir, stagingPathFor, trashPathFor } from "./storage-layout.js";
+import { stagingPathFor, trashPathFor } from "./storage-layout.js";
 
 export interface CopyPlan {
   /** Files whose local copy already matches (size and mtime): hard-linked into the staging dir. */
@@ -16,16 +16,22 @@ export interface CopyPlan {
   bytesToCopy: number;
 }
 
-/** Compare the share's files with an existing local copy (which may lack a manifest or be stale). */
-export async function planCopy(tree: SourceTree, dest: string): Promise<CopyPlan> {
+/**
+ * Compare the share's files with an existing local copy (which may lack a
+ * manifest or be stale). With `reuseExisting` false (a copy that may have lost
+ * data in a crash, see durability.ts) every file is copied.
+ */
+export async function planCopy(tree: SourceTree, dest: string, reuseExisting = true): Promise<CopyPlan> {
   const plan: CopyPlan = { reuse: [], copy: [], bytesToCopy: 0 };
   for (const f of tree.files) {
     let same = false;
-    try {
-      const st = await lstat(path.join(dest, f.rel));
-      same = st.isFile() && st.size === f.size && sameMtime(st.mtimeMs, f.mtimeMs);
-    } catch {
-      // Not there: copy it.
+    if (reuseExisting) {
+      try {
+        const st = await lstat(path.join(dest, f.rel));
+        same = st.isFile() && st.size === f.size && sameMtime(st.mtimeMs, f.mtimeMs);
+      } catch {
+        // Not there: copy it.
+      }
     }
     if (same) plan.reuse.push(f);
     else {
@@ -141,6 +147,7 @@ async function copyChecked(o: ExecuteOptions, f: SourceFile, to: string): Promis
       );
     }
     o.log(`${f.rel} changed on the share while it was copied; copying it again (attempt ${attempt + 1} of ${MAX_COPY_ATTEMPTS})`);
+    await unlink(to); // the copy creates its file exclusively
   }
 }
 
@@ -192,11 +199,12 @@ async function runPool(o: ExecuteOptions, staging: string, tracker: ProgressTrac
 }
 
 /**
- * Build the model in a hidden staging directory next to `dest`, fsync its
- * files and directories, write the manifest last, then rename it into place
- * (an old copy is renamed aside first and deleted after). Any failure or
- * cancel removes the staging directory, so `dest` is either the old state or
- * the complete new model.
+ * Build the model in a hidden staging directory next to `dest`, write the
+ * manifest last (fsynced, with the copy's id and boot), then rename it into
+ * place (an old copy is renamed aside first and deleted after). Any failure
+ * or cancel removes the staging directory, so `dest` is either the old state
+ * or the complete new model. The files are not fsynced here: the caller makes
+ * the copy durable in the background (durability.ts).
  */
 export async function executeCopy(o: ExecuteOptions): Promise<void> {
   const staging = stagingPathFor(o.dest);
@@ -237,7 +245,6 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
     await Promise.race([pool, aborted]);
     if (o.signal.aborted) throw cancelled(o.model);
 
-    for (const d of [...o.tree.dirs].reverse()) await fsyncDir(path.join(staging, d));
     const files = o.tree.files.map((f) => ({ path: f.rel, size: f.size, mtime_ms: f.mtimeMs }));
     await writeManifest(staging, {
       ...o.manifest,
@@ -247,7 +254,6 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
     });
     // The manifest now proves the dir ours; the marker must not end up in the model.
     await unlink(path.join(staging, OWNER_MARKER));
-    await fsyncDir(staging);
     if (o.signal.aborted) throw cancelled(o.model);
 
     let trash: string | undefined;
@@ -264,7 +270,6 @@ export async function executeCopy(o: ExecuteOptions): Promise<void> {
       if (trash !== undefined) await rename(trash, o.dest).catch(() => {});
       throw err;
     }
-    await fsyncDir(path.dirname(o.dest));
     if (trash !== undefined) {
       await markOwned(trash);
       await removeOwned(trash);

@@ -2,8 +2,10 @@ import { Worker } from "node:worker_threads";
 import { constants } from "node:fs";
 
 /**
- * Makes `dest` a durable copy of `src`: data copied by the kernel, mtime set
- * to `mtimeMs` (the next incremental pass compares it with the share), fsync.
+ * Makes `dest` (which must not exist) a copy of `src`: data copied by the
+ * kernel, mtime set to `mtimeMs` (the next incremental pass compares it with
+ * the share). Not fsynced: durability comes after, off the job's critical
+ * path (durability.ts).
  */
 export type CopyFileFn = (src: string, dest: string, mtimeMs: number) => Promise<void>;
 
@@ -18,15 +20,29 @@ const { parentPort } = process.getBuiltinModule("node:worker_threads");
 const fs = process.getBuiltinModule("node:fs");
 parentPort.on("message", (m) => {
   try {
-    fs.copyFileSync(m.src, m.dest, m.flags);
-    // Read-only is enough for futimes (we own the file) and fsync, and works
-    // when the share's file mode (which the copy keeps) is 0444.
-    const fd = fs.openSync(m.dest, "r");
-    try {
-      fs.futimesSync(fd, new Date(), new Date(m.mtimeMs));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+    if (m.fsync !== undefined) {
+      // Durability pass: files first, then directories (read-only fds fsync too).
+      for (const p of m.fsync) {
+        const fd = fs.openSync(p, "r");
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    } else {
+      // COPYFILE_EXCL: libuv then creates the file with O_EXCL and skips its
+      // ftruncate(0), which on ext4 (auto_da_alloc) would start writeback of
+      // the whole file at close and make the job wait for the disk.
+      fs.copyFileSync(m.src, m.dest, m.flags);
+      // Read-only is enough for futimes (we own the file), and works when the
+      // share's file mode (which the copy keeps) is 0444.
+      const fd = fs.openSync(m.dest, "r");
+      try {
+        fs.futimesSync(fd, new Date(), new Date(m.mtimeMs));
+      } finally {
+        fs.closeSync(fd);
+      }
     }
     parentPort.postMessage({ id: m.id });
   } catch (err) {
@@ -45,11 +61,7 @@ interface Slot {
   busy: Pending & { id: number } | undefined;
 }
 
-interface Job extends Pending {
-  src: string;
-  dest: string;
-  mtimeMs: number;
-}
+type Job = Pending & ({ src: string; dest: string; mtimeMs: number } | { fsync: string[] });
 
 /** A queue of file copies served by worker threads; the workers do not keep the process alive. */
 export class CopyPool {
@@ -70,6 +82,13 @@ export class CopyPool {
   readonly copyFile: CopyFileFn = (src, dest, mtimeMs) =>
     new Promise<void>((resolve, reject) => {
       this.queue.push({ src, dest, mtimeMs, resolve, reject });
+      this.pump();
+    });
+
+  /** fsync each path in order (files, then the directories holding them) on a worker thread. */
+  readonly fsyncAll = (paths: readonly string[]): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      this.queue.push({ fsync: [...paths], resolve, reject });
       this.pump();
     });
 
@@ -111,7 +130,11 @@ export class CopyPool {
       const id = this.nextId++;
       slot.busy = { id, resolve: job.resolve, reject: job.reject };
       slot.worker.ref();
-      slot.worker.postMessage({ id, src: job.src, dest: job.dest, mtimeMs: job.mtimeMs, flags: constants.COPYFILE_FICLONE });
+      slot.worker.postMessage(
+        "fsync" in job
+          ? { id, fsync: job.fsync }
+          : { id, src: job.src, dest: job.dest, mtimeMs: job.mtimeMs, flags: constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE },
+      );
     }
   }
 

@@ -15,5 +15,6 @@ export type { MountTimeouts } from "./share-mount.js";
 export type { FreeSpaceFn } from "./space.js";
 export { CopyPool, sharedCopyPool } from "./copy-pool.js";
 export type { CopyFileFn } from "./copy-pool.js";
-export { MANIFEST_NAME } from "./manifest.js";
+export { DURABLE_MARKER, MANIFEST_NAME } from "./manifest.js";
+export type { MakeDurableFn } from "./durability.js";
 export type { Manifest } from "./manifest.js";

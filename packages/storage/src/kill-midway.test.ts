@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { cp } from "node:fs/promises";
 import { ModelStore } from "./model-store.js";
-import { MANIFEST_NAME } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME } from "./manifest.js";
 import { OWNER_MARKER } from "./ownership.js";
 import { expectSameTree, GatedCopy, leftoversUnder, listFiles, storeFixture, writeModel } from "./test-helpers.js";
 
@@ -74,7 +74,7 @@ describe("a copy killed midway", () => {
     const model = await store.resolve("/data/hf/org/Big-Model");
     expect(model).toMatchObject({ how: "copied", path: dest });
     expect(copy.calls).toHaveLength(6);
-    await expectSameTree(path.join(f.share, "hf/org/Big-Model"), dest, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "hf/org/Big-Model"), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     model.release();
   }, 30_000);
 
@@ -85,6 +85,7 @@ describe("a copy killed midway", () => {
     const open = () => ModelStore.open({ modelStorageDir: f.storage, modelShareMount: f.share }, { spaceMarginBytes: 0 });
     const store = await open();
     (await store.resolve("/m/X")).release();
+    await store.flush();
     const dest = path.join(f.storage, "m", "X");
     const old = path.join(f.root, "old-copy");
     await cp(dest, old, { recursive: true, preserveTimestamps: true });
@@ -100,7 +101,7 @@ describe("a copy killed midway", () => {
     await expectSameTree(old, dest);
     const model = await after.resolve("/m/X", { refresh: true });
     expect(model.how).toBe("copied");
-    await expectSameTree(path.join(f.share, "m/X"), dest, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/X"), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     model.release();
   }, 30_000);
 });

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { appendFile, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { MemoryLogger } from "@kitt/protocol";
 import { ModelStore } from "./model-store.js";
-import { MANIFEST_NAME, parseManifest } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME, parseManifest } from "./manifest.js";
 import { LEGACY_NOTE } from "./legacy.js";
 import { expectSameTree, GatedCopy, storeFixture, writeModel, type StoreFixture } from "./test-helpers.js";
 
@@ -71,7 +71,7 @@ describe("legacy copies of the original agent", () => {
     expect(logger.records.some((r) => r.message.startsWith(`Adopted ${legacy}`))).toBe(true);
     const manifest = parseManifest(await readFile(path.join(dest, MANIFEST_NAME), "utf8"));
     expect(manifest).toMatchObject({ type: "dir", source: SHARE_MODEL, total_bytes: 505_000 + '{"model_type":"qwen3"}'.length });
-    await expectSameTree(path.join(f.share, SHARE_MODEL), dest, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, SHARE_MODEL), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     const usage = await store.usage();
     expect(usage.legacy).toEqual([]);
     expect(usage.models.map((m) => m.source)).toEqual([SHARE_MODEL]);
@@ -115,7 +115,7 @@ describe("legacy copies of the original agent", () => {
       expect(copy.calls, spoil).toHaveLength(4);
       expect(existsSync(legacy), spoil).toBe(false);
       expect(lines, spoil).toContainEqual(expect.stringMatching(new RegExp(`^Removing ${legacy}, a copy the original agent left of ${SHARE_MODEL}: it does not match the share \\(.+\\); staging it afresh$`)));
-      await expectSameTree(path.join(f.share, SHARE_MODEL), dest, [MANIFEST_NAME]);
+      await expectSameTree(path.join(f.share, SHARE_MODEL), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     }
   });
 
@@ -129,7 +129,7 @@ describe("legacy copies of the original agent", () => {
     expect(model).toMatchObject({ path: legacy, how: "copied" });
     model.release();
     expect(copy.calls).toHaveLength(2);
-    await expectSameTree(path.join(f.share, "Llama-3"), legacy, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "Llama-3"), legacy, [MANIFEST_NAME, DURABLE_MARKER]);
   });
 
   it("leaves alone a same-named directory that is no copy of the model, and every other directory", async () => {

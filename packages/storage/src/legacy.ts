@@ -1,6 +1,6 @@
 import path from "node:path";
 import { lstat, open, readdir, rename } from "node:fs/promises";
-import { MANIFEST_NAME, sameMtime, type Manifest } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME, sameMtime, type Manifest } from "./manifest.js";
 import { OWNER_MARKER, STORAGE_MARKER } from "./ownership.js";
 import type { SourceTree } from "./source-scan.js";
 import { fsyncDir, isLeftoverName, type WalkLimits } from "./storage-layout.js";
@@ -20,7 +20,7 @@ export const LEGACY_NOTE = "legacy copy of the original agent: no manifest, unve
  */
 const MODEL_FILE = /(^config\.json$|\.(safetensors|gguf|bin|pt|pth|ckpt|onnx|h5|msgpack|engine|plan|nemo)$)/;
 
-const AGENT_NAMES: ReadonlySet<string> = new Set([MANIFEST_NAME, OWNER_MARKER, STORAGE_MARKER]);
+const AGENT_NAMES: ReadonlySet<string> = new Set([MANIFEST_NAME, DURABLE_MARKER, OWNER_MARKER, STORAGE_MARKER]);
 
 interface LegacyFile {
   size: number;

@@ -4,6 +4,13 @@ import { lstat, open, readFile } from "node:fs/promises";
 /** Written last into a staged model directory: its presence and match prove the copy complete. */
 export const MANIFEST_NAME = ".kitt-manifest.json";
 
+/**
+ * Written into a staged model once its data is on stable storage (see the
+ * README, "Durability"): `{ kind, copy_id, durable_at }`. It counts only for
+ * the copy whose manifest carries the same `copy_id`.
+ */
+export const DURABLE_MARKER = ".kitt-durable";
+
 export interface ManifestFile {
   /** Relative to the model directory, `/`-separated. */
   path: string;
@@ -24,6 +31,14 @@ export interface Manifest {
   total_bytes: number;
   completed_at: string;
   files: ManifestFile[];
+  /**
+   * Names this copy for its durable marker (see durability.ts). Absent in
+   * manifests of agents that fsynced every file before writing the manifest:
+   * those copies are durable by construction.
+   */
+  copy_id?: string;
+  /** The kernel boot the copy was written in (/proc/sys/kernel/random/boot_id); absent when unknown. */
+  boot_id?: string;
 }
 
 function isManifestFile(v: unknown): v is ManifestFile {
@@ -56,6 +71,8 @@ export function parseManifest(text: string): Manifest | undefined {
   if (typeof m.source !== "string" || typeof m.share !== "string" || typeof m.completed_at !== "string") return undefined;
   if (!Number.isSafeInteger(m.total_bytes) || !Array.isArray(m.files) || !m.files.every(isManifestFile)) return undefined;
   if (m.type === "file" && m.files.length !== 1) return undefined;
+  if (m.copy_id !== undefined && (typeof m.copy_id !== "string" || m.copy_id === "")) return undefined;
+  if (m.boot_id !== undefined && typeof m.boot_id !== "string") return undefined;
   return m;
 }
 

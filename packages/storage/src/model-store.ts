@@ -3,19 +3,21 @@ import { existsSync } from "node:fs";
 import { mkdir, realpath, utimes } from "node:fs/promises";
 import { ModelPathError, StorageError, reason } from "./errors.js";
 import { MANIFEST_NAME, manifestMatchesDisk } from "./manifest.js";
-import { checkModelPath, isStrictlyInside, realpathOrUndefined } from "./path-guard.js";
+import { checkModelPath, isSameOrInside, isStrictlyInside, realpathOrUndefined } from "./path-guard.js";
 import { normalizeStorageSettings, type StorageSettings, type StorageSettingsInput } from "./settings.js";
 import { findOnShare } from "./share-lookup.js";
 import { ensureShareMounted, shareAvailable, type MountDeps } from "./share-mount.js";
 import { driftFromShare } from "./share-check.js";
 import { adoptServerStorageDir, isOwnedLeftover, markOwned, markStorage, removeOwned } from "./ownership.js";
-import { StagingJobs, guardCallbacks, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
+import { StagingJobs, guardCallbacks, unverifiedLine, type ResolveOptions, type ResolvedHow, type ResolvedModel } from "./staging-jobs.js";
 import { cleanupAllIn, cleanupIn, usageOf, type CleanupAllResult, type CleanupResult, type StorageUsage } from "./store-admin.js";
 import { enclosingModel, findStagedIn } from "./staged-lookup.js";
 import { isLegacyCopy, legacyContaining } from "./legacy.js";
 import { isLeftoverName, leftoverContaining, scanStorage } from "./storage-layout.js";
 import { resolveDeps, type ModelStoreOptions, type StoreDeps } from "./store-options.js";
 import { UseRegistry } from "./uses.js";
+import { DurabilityQueue, trustOf, type Trust } from "./durability.js";
+import type { Manifest } from "./manifest.js";
 
 const noRelease = (): void => {};
 
@@ -36,17 +38,20 @@ export class ModelStore {
   private readonly trustedDir: string;
   private serverQueue: Promise<unknown> = Promise.resolve();
   private lastServerProblem: string | undefined;
+  private readonly durability: DurabilityQueue;
 
   private constructor(settings: StorageSettingsInput, options: ModelStoreOptions) {
     this.deps = resolveDeps(options);
     this.current = normalizeStorageSettings(settings, undefined, this.deps.homeDir);
     this.trustedDir = this.current.modelStorageDir;
+    this.durability = new DurabilityQueue({ makeDurable: this.deps.makeDurable, logger: this.deps.logger, now: this.deps.now });
     this.jobs = new StagingJobs({
       deps: this.deps,
       uses: this.uses,
       lease: (dir, entry, how) => this.lease(dir, entry, how),
       settle: () => this.settle(),
       evict: async (storage, dir) => (await cleanupIn(this.uses, storage, dir, "evict", this.deps.logger)) !== undefined,
+      durable: (dir, storage, copyId) => this.durability.schedule(dir, storage, copyId),
     });
   }
 
@@ -119,7 +124,7 @@ export class ModelStore {
         await mkdir(dir, { recursive: true });
         const real = await realpath(dir);
         await markStorage(real).catch((err: unknown) => this.deps.logger.warn(`cannot mark ${real} as model storage: ${reason(err)}`));
-        const { leftovers, foreign, cutShort } = await scanStorage(real, this.deps.walk);
+        const { models, leftovers, foreign, cutShort } = await scanStorage(real, this.deps.walk);
         for (const l of leftovers) {
           if (this.uses.isBusy(l)) continue;
           this.deps.logger.info(`removing leftover staging directory ${l}`);
@@ -127,6 +132,11 @@ export class ModelStore {
           await removeOwned(l);
         }
         for (const l of foreign) this.deps.logger.warn(`leaving ${l} alone: it is named like a staging leftover but the agent did not make it`);
+        // Copies an earlier run left without their durable marker: finished now, or (from an earlier boot) never used.
+        for (const m of models) {
+          const trust = await this.trust(m.dir, m.manifest, real);
+          if (trust === "unverified") this.deps.logger.warn(unverifiedLine(m.dir));
+        }
         if (cutShort !== undefined) this.deps.logger.warn(`looking for staging leftovers in ${real} stopped ${cutShort}`);
         return real;
       })();
@@ -134,6 +144,32 @@ export class ModelStore {
       p.catch(() => this.prepared.delete(dir));
     }
     return p;
+  }
+
+  /** How far the copy at `dir` may be trusted; a copy of this boot not yet durable is made durable in the background. */
+  private async trust(dir: string, manifest: Manifest, storage: string): Promise<Trust> {
+    const trust = await trustOf(dir, manifest, await this.deps.bootId());
+    if (trust === "this-boot" && manifest.copy_id !== undefined) this.durability.schedule(dir, storage, manifest.copy_id);
+    return trust;
+  }
+
+  /**
+   * Wait until every staged copy is durable (marker written) or its
+   * durability pass failed (logged). Not needed for safety: a copy without
+   * its marker is made durable by the next store in this boot, or copied
+   * afresh after a reboot.
+   */
+  flush(): Promise<void> {
+    return this.durability.flush();
+  }
+
+  /**
+   * For shutdown: start no more durability passes, wait up to `waitMs` (5 s)
+   * for those in progress, then abandon them after the path being fsynced.
+   * Resolves true when every copy became durable. Other calls keep working.
+   */
+  close(options: { waitMs?: number } = {}): Promise<boolean> {
+    return this.durability.close(options.waitMs ?? 5000);
   }
 
   private touch(dir: string): void {
@@ -175,6 +211,9 @@ export class ModelStore {
     const storage = await this.prepare(this.current.modelStorageDir);
     const real = await realpathOrUndefined(localPath);
     const located = real === undefined ? undefined : await enclosingModel(storage, real);
+    if (located !== undefined && (await this.trust(located.dir, located.manifest, storage)) === "unverified") {
+      throw new StorageError("MODEL_NOT_FOUND", unverifiedLine(located.dir));
+    }
     const leased = located === undefined ? undefined : this.lease(located.dir, real ?? localPath, "staged");
     if (leased === undefined) throw new StorageError("MODEL_NOT_FOUND", `${localPath} is not a staged model in ${storage}`);
     return leased;
@@ -237,7 +276,13 @@ export class ModelStore {
     }
 
     // 1: a complete staged copy of this very model, unless the share (when reachable) has changed it.
-    const staged = await findStagedIn(storage, shareQuery, settings.modelShareMount);
+    let staged = await findStagedIn(storage, shareQuery, settings.modelShareMount);
+    // A copy that may have lost data in a crash: never used; staging below copies it afresh.
+    let unverified: string | undefined;
+    if (staged !== undefined && (await this.trust(staged.dir, staged.manifest, storage)) === "unverified") {
+      unverified = staged.dir;
+      staged = undefined;
+    }
     if (staged !== undefined && opts.refresh !== true) {
       const drift = await driftFromShare(staged, {
         mount: settings.modelShareMount,
@@ -254,8 +299,9 @@ export class ModelStore {
 
     // 2: a path already in storage is used as is, before the share is asked:
     // a name search there could otherwise return another model of the same name.
-    if (inStorage !== undefined && staged === undefined) {
-      const enclosing = await enclosingModel(storage, inStorage);
+    const enclosing = inStorage !== undefined && staged === undefined ? await enclosingModel(storage, inStorage) : undefined;
+    if (enclosing !== undefined && (await this.trust(enclosing.dir, enclosing.manifest, storage)) === "unverified") unverified = enclosing.dir;
+    if (inStorage !== undefined && staged === undefined && unverified === undefined) {
       if (enclosing === undefined || !(await manifestMatchesDisk(enclosing.dir, enclosing.manifest))) {
         const message = `using ${inStorage} as is: it is in storage but has no ${enclosing === undefined ? "" : "matching "}completion manifest`;
         this.deps.logger.warn(message);
@@ -302,6 +348,12 @@ export class ModelStore {
     if (staged !== undefined) {
       const leased = this.lease(staged.dir, staged.entry, "staged");
       if (leased !== undefined) return leased;
+    }
+    if (unverified !== undefined && inStorage !== undefined && isSameOrInside(unverified, inStorage)) {
+      throw new StorageError(
+        "MODEL_NOT_FOUND",
+        `model "${modelPath}" is not usable: ${unverified} was staged before the machine restarted and never made durable, and it cannot be copied afresh: ${tried.join("; ")}`,
+      );
     }
     if (existsSync(absolute)) return { path: modelPath, how: "as-is", modelDir: undefined, release: noRelease };
     if (!modelPath.includes("/")) return { path: modelPath, how: "registry", modelDir: undefined, release: noRelease };

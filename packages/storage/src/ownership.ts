@@ -1,7 +1,7 @@
 import path from "node:path";
 import { lstat, mkdir, open, opendir, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { errnoCode, reason } from "./errors.js";
-import { MANIFEST_NAME, readManifest } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME, readManifest } from "./manifest.js";
 
 /**
  * What proves that the agent made something, so that it only ever deletes
@@ -15,7 +15,7 @@ export const STORAGE_MARKER = ".kitt-storage";
 export const OWNER_MARKER = ".kitt-owner";
 
 /** Names a model on the share may not use at its root: the agent writes them. */
-export const RESERVED_NAMES: ReadonlySet<string> = new Set([MANIFEST_NAME, OWNER_MARKER, STORAGE_MARKER]);
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([MANIFEST_NAME, DURABLE_MARKER, OWNER_MARKER, STORAGE_MARKER]);
 
 async function isRegularFile(p: string): Promise<boolean> {
   try {

@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs";
 import { MemoryLogger } from "@kitt/protocol";
 import { ModelStore } from "./model-store.js";
-import { MANIFEST_NAME, parseManifest } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME, parseManifest } from "./manifest.js";
 import type { StagingProgress } from "./progress.js";
 import { expectSameTree, GatedCopy, leftoversUnder, steppingClock, storeFixture, tempDir, writeModel, type StoreFixture } from "./test-helpers.js";
 
@@ -37,7 +37,7 @@ describe("resolve: copy from the share (steps 3 and 4)", () => {
     });
     const dest = path.join(f.storage, "hf", "Qwen", "Qwen3-8B");
     expect(model).toMatchObject({ path: dest, how: "copied", modelDir: dest });
-    await expectSameTree(path.join(f.share, "hf/Qwen/Qwen3-8B"), dest, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "hf/Qwen/Qwen3-8B"), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     expect(copy.calls).toHaveLength(5);
 
     const manifest = parseManifest(await readFile(path.join(dest, MANIFEST_NAME), "utf8"));

@@ -5,7 +5,7 @@ import { MemoryLogger } from "@kitt/protocol";
 import { sharedCopyPool, type CopyFileFn } from "./copy-pool.js";
 import { MAX_COPY_ATTEMPTS } from "./copy-model.js";
 import { ModelStore } from "./model-store.js";
-import { MANIFEST_NAME, readManifest } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME, readManifest } from "./manifest.js";
 import { expectSameTree, GatedCopy, leftoversUnder, storeFixture, type StoreFixture } from "./test-helpers.js";
 
 const MODEL = {
@@ -65,7 +65,7 @@ describe("a share file that changes during its copy", () => {
     copy.open();
     const model = await pending;
     expect(model.how).toBe("copied");
-    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME, DURABLE_MARKER]);
     const manifest = await readManifest(model.path);
     expect(manifest?.files.find((x) => x.path === path.basename(changed))?.size).toBe(100_004);
     expect(manifest?.total_bytes).toBe(300_006);
@@ -98,7 +98,7 @@ describe("a share file that changes during its copy", () => {
     expect(await store.findStaged("/x/m/B")).toBeUndefined();
     // Once the share is stable the next resolve stages it.
     const model = await store.resolve("/x/m/B");
-    await expectSameTree(path.join(f.share, "m/B"), model.path, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/B"), model.path, [MANIFEST_NAME, DURABLE_MARKER]);
     model.release();
   }, 30_000);
 });
@@ -121,7 +121,7 @@ describe("reusing a staged copy", () => {
     expect(logger.records.some((r) => r.message === line)).toBe(true);
     expect(model.how).toBe("copied");
     expect(copy.calls.map((c) => path.basename(c))).toEqual(["w2.bin"]);
-    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME, DURABLE_MARKER]);
     model.release();
   });
 

@@ -8,6 +8,7 @@ import { manifestMatchesDisk, readManifest } from "./manifest.js";
 import { isLegacyCopy, sealAdopted, verifyLegacy } from "./legacy.js";
 import { fsyncDir, renameThenDelete } from "./storage-layout.js";
 import { isStrictlyInside } from "./path-guard.js";
+import { newCopyId, trustOf } from "./durability.js";
 import { formatDuration, formatRate, type StagingProgress } from "./progress.js";
 import type { StorageSettings } from "./settings.js";
 import type { ShareMatch } from "./share-lookup.js";
@@ -77,6 +78,8 @@ export interface StagingContext {
   settle: () => Promise<void>;
   /** Remove an unused staged model from `storage` for space; false when busy. */
   evict: (storage: string, modelDir: string) => Promise<boolean>;
+  /** Make the copy `copyId` at `modelDir` durable in the background. */
+  durable: (modelDir: string, storage: string, copyId: string) => void;
 }
 
 interface Waiter {
@@ -93,6 +96,11 @@ interface Job {
   controller: AbortController;
   /** Settles when the job has finished, its staging dir removed or renamed into place. */
   finished: Promise<void>;
+}
+
+/** The job's log line for a copy that may have lost data in a crash (durability.ts). */
+export function unverifiedLine(dir: string): string {
+  return `${dir} was staged before the machine restarted and never made durable (its files may be short or hold zeros): not using it; copying it afresh`;
 }
 
 async function refuseNesting(storage: string, dest: string): Promise<void> {
@@ -169,14 +177,21 @@ export class StagingJobs {
       const tree = await scanSource(req.modelPath, req.match, req.shareRootReal, (m) => log(m, "warn"));
       await this.legacy(dest, req, tree, log, busy);
       const existing = await readManifest(dest);
-      const upToDate = existing !== undefined && treeDifferences(existing, tree) === 0 && (await manifestMatchesDisk(dest, existing));
+      const trust = existing === undefined ? undefined : await trustOf(dest, existing, await deps.bootId());
+      if (trust === "unverified") log(unverifiedLine(dest), "warn");
+      const upToDate =
+        existing !== undefined &&
+        trust !== "unverified" &&
+        treeDifferences(existing, tree) === 0 &&
+        (await manifestMatchesDisk(dest, existing));
       if (!upToDate) {
         if (busy) {
           throw new StorageError("MODEL_IN_USE", `${dest} differs from the share but a running job uses it; retry when it ends`);
         }
-        await this.copy(job, req, tree, model, log, holds, existing !== undefined);
+        await this.copy(job, req, tree, model, log, holds, { owned: existing !== undefined, reuse: trust !== "unverified" });
       } else {
         log(`${model} is already staged and matches the share`);
+        if (trust === "this-boot" && existing.copy_id !== undefined) this.ctx.durable(dest, req.storage, existing.copy_id);
       }
       const entry = tree.type === "file" && tree.files[0] !== undefined ? path.join(dest, tree.files[0].rel) : dest;
       for (const w of job.waiters) {
@@ -231,7 +246,11 @@ export class StagingJobs {
         await rename(legacy, dest);
         await fsyncDir(path.dirname(dest));
       }
+      const copyId = newCopyId();
+      const bootId = await deps.bootId();
       await sealAdopted(dest, {
+        copy_id: copyId,
+        ...(bootId !== undefined ? { boot_id: bootId } : {}),
         kind: "kitt-model-manifest",
         version: 1,
         type: "dir",
@@ -241,6 +260,7 @@ export class StagingJobs {
         completed_at: new Date(deps.now()).toISOString(),
         files: tree.files.map((f) => ({ path: f.rel, size: f.size, mtime_ms: f.mtimeMs })),
       });
+      this.ctx.durable(dest, req.storage, copyId);
       const moved = legacy === dest ? "" : ` (moved to ${dest})`;
       log(`Adopted ${legacy}${moved}, a copy the original agent left: it matches the share's ${req.match.rel} file for file (${tree.files.length} file(s), ${gb(tree.totalBytes)}); nothing copied`);
     } finally {
@@ -255,11 +275,11 @@ export class StagingJobs {
     model: string,
     log: (line: string, level?: "info" | "warn") => void,
     holds: Array<() => void>,
-    owned: boolean,
+    dest: { owned: boolean; reuse: boolean },
   ): Promise<void> {
     const { deps, uses } = this.ctx;
-    const plan = await planCopy(tree, job.dest);
-    if (!owned) {
+    const plan = await planCopy(tree, job.dest, dest.reuse);
+    if (!dest.owned) {
       const problem = await foreignDestProblem(job.dest, tree, plan);
       if (problem !== undefined) throw new StorageError("STAGING_FAILED", problem);
     }
@@ -280,12 +300,22 @@ export class StagingJobs {
       walk: deps.walk,
     });
     const started = deps.now();
+    const copyId = newCopyId();
+    const bootId = await deps.bootId();
     await executeCopy({
       model,
       tree,
       plan,
       dest: job.dest,
-      manifest: { kind: "kitt-model-manifest", version: 1, type: tree.type, source: req.match.rel, share: req.settings.modelShareMount },
+      manifest: {
+        kind: "kitt-model-manifest",
+        version: 1,
+        type: tree.type,
+        source: req.match.rel,
+        share: req.settings.modelShareMount,
+        copy_id: copyId,
+        ...(bootId !== undefined ? { boot_id: bootId } : {}),
+      },
       concurrency: deps.copyConcurrency,
       copyFile: deps.copyFile,
       now: deps.now,
@@ -298,6 +328,8 @@ export class StagingJobs {
       logIntervalMs: deps.logIntervalMs,
       onStagingDir: (dir) => holds.push(uses.hold(dir)),
     });
+    // Every byte is written and checked: the job may start; the disk catches up meanwhile.
+    this.ctx.durable(job.dest, req.storage, copyId);
     const seconds = Math.max(0.001, (deps.now() - started) / 1000);
     log(`Staged ${model}: ${gb(plan.bytesToCopy)} in ${formatDuration(seconds)} (${formatRate(plan.bytesToCopy / seconds)})`);
   }

@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import path from "node:path";
 import { readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { ModelStore } from "./model-store.js";
-import { MANIFEST_NAME } from "./manifest.js";
+import { DURABLE_MARKER, MANIFEST_NAME } from "./manifest.js";
 import { markOwned } from "./ownership.js";
 import { treeBytes } from "./storage-layout.js";
 import { expectSameTree, GatedCopy, leftoversUnder, listFiles, steppingClock, storeFixture, writeModel, type StoreFixture } from "./test-helpers.js";
@@ -53,7 +53,7 @@ describe("concurrent resolves", () => {
     await expect(leaving).rejects.toMatchObject({ code: "STAGING_CANCELLED" });
     copy.open();
     const model = await staying;
-    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/A"), model.path, [MANIFEST_NAME, DURABLE_MARKER]);
     model.release();
   });
 });
@@ -104,7 +104,7 @@ describe("incremental update", () => {
     const refreshed = await (await open(f, { copyFile: copy.copyFile })).resolve("/x/m/A", { refresh: true });
     expect(refreshed.how).toBe("copied");
     expect(copy.calls.map((c) => path.basename(c)).sort()).toEqual(["extra.json", "w2.bin"]);
-    await expectSameTree(path.join(f.share, "m/A"), refreshed.path, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/A"), refreshed.path, [MANIFEST_NAME, DURABLE_MARKER]);
     expect((await stat(path.join(refreshed.path, "w1.bin"))).ino).toBe(keptInode);
     expect(await leftoversUnder(f.storage)).toEqual([]);
     refreshed.release();
@@ -122,7 +122,7 @@ describe("incremental update", () => {
     const again = await (await open(f, { copyFile: copy.copyFile })).resolve("/x/m/A");
     expect(again.how).toBe("copied");
     expect(copy.calls.map((c) => path.basename(c))).toEqual(["w3.bin"]);
-    await expectSameTree(path.join(f.share, "m/A"), dest, [MANIFEST_NAME]);
+    await expectSameTree(path.join(f.share, "m/A"), dest, [MANIFEST_NAME, DURABLE_MARKER]);
     expect((await stat(path.join(dest, "w1.bin"))).ino).toBe(keptInode);
     again.release();
   });
@@ -245,7 +245,8 @@ describe("settings at run time", () => {
     expect(model.path).toBe(path.join(f.storage, "m", "A"));
     const next = await store.resolve("/x/m/A");
     expect(next.path).toBe(path.join(other, "m", "A"));
-    expect(await listFiles(next.path)).toEqual(await listFiles(model.path));
+    const modelFiles = async (dir: string): Promise<string[]> => (await listFiles(dir)).filter((n) => n !== DURABLE_MARKER);
+    expect(await modelFiles(next.path)).toEqual(await modelFiles(model.path));
     model.release();
     next.release();
   });

@@ -2,6 +2,7 @@ import os from "node:os";
 import { mkdir } from "node:fs/promises";
 import { silentLogger, type Logger } from "@kitt/protocol";
 import { sharedCopyPool, type CopyFileFn } from "./copy-pool.js";
+import { fsyncModel, readBootId, type MakeDurableFn } from "./durability.js";
 import { runCommand, type RunCommand } from "./run-command.js";
 import { DEFAULT_MOUNT_TIMEOUTS, type MountTimeouts } from "./share-mount.js";
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from "./share-lookup.js";
@@ -28,8 +29,12 @@ export interface ModelStoreOptions {
   now?: () => number;
   /** Files copied at once; default 4. */
   copyConcurrency?: number;
-  /** Copies one file durably; default: fs.copyFileSync + fsync in worker threads (see copy-pool.ts). */
+  /** Copies one file; default: fs.copyFileSync in worker threads (see copy-pool.ts). */
   copyFile?: CopyFileFn;
+  /** Makes a staged copy durable in the background; default: fsync of its files and directories on the copy pool. */
+  makeDurable?: MakeDurableFn;
+  /** This kernel boot's id; default /proc/sys/kernel/random/boot_id. A copy from another boot without its durable marker is copied afresh. */
+  bootId?: () => Promise<string | undefined>;
   /** For relative model paths; default process.cwd(). */
   cwd?: string;
   /** For `~` in settings; default os.homedir(). */
@@ -59,6 +64,8 @@ export interface StoreDeps {
   now: () => number;
   copyConcurrency: number;
   copyFile: CopyFileFn;
+  makeDurable: MakeDurableFn;
+  bootId: () => Promise<string | undefined>;
   cwd: string;
   homeDir: string;
   search: SearchLimits;
@@ -72,6 +79,11 @@ export interface StoreDeps {
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${value}`);
   return value;
+}
+
+function memo<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
 }
 
 export function resolveDeps(o: ModelStoreOptions): StoreDeps {
@@ -93,6 +105,8 @@ export function resolveDeps(o: ModelStoreOptions): StoreDeps {
     now,
     copyConcurrency,
     copyFile: o.copyFile ?? sharedCopyPool(copyConcurrency).copyFile,
+    makeDurable: o.makeDurable ?? fsyncModel(sharedCopyPool(copyConcurrency).fsyncAll),
+    bootId: memo(o.bootId ?? (() => readBootId())),
     cwd: o.cwd ?? process.cwd(),
     homeDir: o.homeDir ?? os.homedir(),
     search: { ...DEFAULT_SEARCH_LIMITS, ...o.search, now },

@@ -16,7 +16,9 @@ export async function tempDir(prefix = "kitt-storage-"): Promise<string> {
 }
 
 afterEach(async () => {
-  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
+  // maxRetries: a store's background durability pass may still be writing its
+  // marker into a staged copy here; it stops quietly once the copy is gone.
+  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
 });
 
 /** Write a model: `files` maps relative paths to sizes (random bytes) or string contents. */
