@@ -3,8 +3,9 @@
  * socket, or tcp:// (TLS when DOCKER_TLS_VERIFY is set, with DOCKER_CERT_PATH's
  * ca.pem, cert.pem and key.pem as the docker CLI reads them).
  *
- * It replaced dockerode, whose import cost the daemon ~33 MiB of resident
- * memory (it brings gRPC, protobufjs and ssh2 for features we never use).
+ * It replaced a general-purpose Docker library whose import alone cost 33
+ * MiB of resident memory (gRPC, protobufjs and ssh2, for features the agent
+ * never uses; see the README).
  * The API version is negotiated once, as the docker CLI does: the engine's
  * own (GET /version), capped at the newest this client was written for, so
  * that an engine that has dropped old versions still answers and a newer
