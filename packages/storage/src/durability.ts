@@ -129,6 +129,8 @@ export class DurabilityQueue {
   private readonly pending = new Map<string, Pending>();
   private readonly deps: DurabilityDeps;
   private readonly controller = new AbortController();
+  /** Copies this process completed: complete in the page cache whatever the boot id says. */
+  private readonly known = new Set<string>();
 
   constructor(deps: DurabilityDeps) {
     this.deps = deps;
@@ -136,6 +138,7 @@ export class DurabilityQueue {
 
   /** Make the copy `copyId` at `dir` durable in the background (once per copy at a time). */
   schedule(dir: string, storageDir: string, copyId: string): void {
+    this.known.add(copyId);
     if (this.controller.signal.aborted) return;
     const current = this.pending.get(dir);
     if (current?.copyId === copyId) return;
@@ -148,9 +151,9 @@ export class DurabilityQueue {
     });
   }
 
-  /** Whether a durability pass for `dir` is queued or running. */
-  has(dir: string): boolean {
-    return this.pending.has(dir);
+  /** Whether this process completed (or already trusted) the copy `copyId`. */
+  knows(copyId: string | undefined): boolean {
+    return copyId !== undefined && this.known.has(copyId);
   }
 
   private async run(dir: string, storageDir: string, copyId: string): Promise<void> {

@@ -148,7 +148,8 @@ export class ModelStore {
 
   /** How far the copy at `dir` may be trusted; a copy of this boot not yet durable is made durable in the background. */
   private async trust(dir: string, manifest: Manifest, storage: string): Promise<Trust> {
-    const trust = await trustOf(dir, manifest, await this.deps.bootId());
+    let trust = await trustOf(dir, manifest, await this.deps.bootId());
+    if (trust === "unverified" && this.durability.knows(manifest.copy_id)) trust = "this-boot";
     if (trust === "this-boot" && manifest.copy_id !== undefined) this.durability.schedule(dir, storage, manifest.copy_id);
     return trust;
   }
