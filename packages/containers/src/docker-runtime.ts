@@ -9,13 +9,13 @@ import { KittError } from "@kitt/protocol";
 import { createBody, pullQuery, splitTag } from "./container-spec.js";
 import { Demuxer } from "./demux.js";
 import { dockerEndpoint, type DockerEndpoint } from "./docker-host.js";
-import { containerPath, EngineAnswerError, EngineClient, imagePath } from "./engine-client.js";
-import { type EngineMessage, readJsonLines } from "./json-lines.js";
+import { containerPath, EngineClient, imagePath } from "./engine-client.js";
+import { runtimeError, streamError } from "./engine-errors.js";
+import { readJsonLines } from "./json-lines.js";
 import {
   type BuildOptions,
   type ContainerRuntime,
   ContainerRuntimeError,
-  ContainerRuntimeUnavailableError,
   type ContainerSpec,
   type ContainerState,
   type ContainerSummary,
@@ -63,23 +63,6 @@ interface ListedContainer {
   Labels?: Record<string, string> | null;
 }
 
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ENOENT", "EACCES", "EPERM", "ECONNRESET", "EHOSTUNREACH", "ETIMEDOUT", "ENOTFOUND", "EPIPE", "ENOTSOCK"]);
-
-function connectionDetail(code: string): string {
-  if (code === "ENOENT") return "no socket (is the Docker engine installed and running?)";
-  if (code === "EACCES" || code === "EPERM") return "permission denied on the socket (add the agent's user to the docker group)";
-  if (code === "ECONNREFUSED") return "connection refused (is the Docker engine running?)";
-  return code;
-}
-
-/** An `error` line inside a pull's or build's progress stream, as our error (its `errorDetail.message` when whole). */
-function streamError(what: string, msg: EngineMessage): ContainerRuntimeError | undefined {
-  const detail = msg.errorDetail as { message?: unknown } | undefined;
-  const text = typeof detail?.message === "string" ? detail.message : typeof msg.error === "string" ? msg.error : undefined;
-  if (text === undefined) return undefined;
-  return new ContainerRuntimeError(what, text.split("\n")[0]?.trim() ?? "", undefined, undefined, text);
-}
-
 const short = (id: string): string => id.slice(0, 12);
 
 export class DockerRuntime implements ContainerRuntime {
@@ -102,18 +85,8 @@ export class DockerRuntime implements ContainerRuntime {
     return this.engine;
   }
 
-  /** Maps the client's errors to ours: unreachable engine vs an answer with an error. */
   private wrap(what: string, err: unknown): Error {
-    if (err instanceof KittError) return err;
-    if (err instanceof EngineAnswerError) {
-      const first = err.engineMessage.split("\n")[0]?.trim() ?? "";
-      return new ContainerRuntimeError(what, `${first} (HTTP ${err.statusCode})`, err.statusCode, err, err.engineMessage);
-    }
-    const code = (err as { code?: unknown } | null)?.code;
-    if (typeof code === "string" && CONNECTION_CODES.has(code)) return new ContainerRuntimeUnavailableError(this.endpoint.display, connectionDetail(code), err);
-    if (code === "TIMEOUT") return new ContainerRuntimeUnavailableError(this.endpoint.display, `no answer to ${what} within ${this.callTimeoutMs} ms`, err);
-    const text = err instanceof Error ? err.message : String(err);
-    return new ContainerRuntimeError(what, text.split("\n")[0]?.trim() ?? "", undefined, err);
+    return runtimeError(this.endpoint, what, err, this.callTimeoutMs);
   }
 
   /** Why a long call ended: the caller's own abort reason as it gave it, else ours. */
