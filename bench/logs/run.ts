@@ -1,15 +1,20 @@
 /**
- * bench/logs: a benchmark child printing 100,000 lines as fast as it can,
- * run alone and then as a job through the agent's job path (JobRunner and
- * ServerReporter, exactly as the daemon wires them, without the HTTP API in
- * front) with the fake KITT server adding 10 ms to every request. Prints the child's own run time in both
- * cases (and their ratio), the time until the server holds every line, the
- * number of log requests, and checks order and count.
+ * bench/logs: a benchmark printing 100,000 lines as fast as it can, with
+ * the fake KITT server adding 10 ms to every request.
+ *
+ * 1. Through the real daemon (daemon.ts): `kitt-agent start`, the job
+ *    dispatched by the heartbeat, BENCH_ROUNDS rounds (default 3) of the
+ *    benchmark alone and as a job; medians and their ratio.
+ * 2. The job path only (JobRunner and ServerReporter in this process, as
+ *    the daemon wires them, without the daemon around them).
+ *
+ * Both check that every line reached the server, in order.
  *
  *   ./dev bench:logs
+ *   BENCH_ROUNDS=5 BENCH_CPU_PROF=/tmp/prof ./dev bench:logs
  */
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -18,14 +23,29 @@ import { startFakeKittServer } from "@kitt/testkit";
 
 import { JobRunner, ServerReporter, type ModelResolver } from "@kitt/runner";
 
+import { benchDaemon } from "./daemon.ts";
 import { benchReaders } from "./readers.ts";
 
 const LINES = Number(process.env.BENCH_LINES ?? 100_000);
 const DELAY_MS = Number(process.env.BENCH_DELAY_MS ?? 10);
 const READERS = Number(process.env.BENCH_READERS ?? 0);
 const READER_LINES = Number(process.env.BENCH_READER_LINES ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CPU_PROF = process.env.BENCH_CPU_PROF;
+if (!Number.isInteger(LINES) || LINES < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || !(DELAY_MS >= 0)) {
+  process.stderr.write("bench/logs: BENCH_LINES and BENCH_ROUNDS must be positive integers, BENCH_DELAY_MS a number >= 0\n");
+  process.exit(2);
+}
+
+// Not console: the workspace's lint override covers the root bench/ only.
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
 
 const dir = await mkdtemp(join(tmpdir(), "kitt-bench-logs-"));
+if (CPU_PROF !== undefined) await mkdir(CPU_PROF, { recursive: true });
+const daemonOk = await benchDaemon({ dir: join(dir, "daemon"), lines: LINES, delayMs: DELAY_MS, rounds: ROUNDS, cpuProfDir: CPU_PROF, print });
+print("");
 const script = join(dir, "flood");
 // The child measures itself: if its stdout were blocked, its own run time would grow.
 await writeFile(
@@ -39,10 +59,6 @@ echo "child_ms $(( (end - start) / 1000000 ))"
 );
 await chmod(script, 0o755);
 
-// Not console: the workspace's lint override covers the root bench/ only.
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
 
 function childMs(lines: string[]): number {
   const last = lines.find((l) => l.startsWith("child_ms "));
@@ -95,7 +111,7 @@ const inOrder = benchLines.every((l, i) => l === `line ${i + 1}`);
 const underMs = childMs(lines);
 const requests = server.requests.filter((r) => r.path.endsWith("/logs")).length;
 
-print(`lines: ${LINES}, server delay per request: ${DELAY_MS} ms`);
+print(`job path only (JobRunner + ServerReporter in this process, no daemon), ${LINES} lines, ${DELAY_MS} ms per server request:`);
 print(`child run time alone:        ${aloneMs} ms`);
 print(`child run time under agent:  ${underMs} ms (ratio ${(underMs / Math.max(1, aloneMs)).toFixed(2)})`);
 print(`job finished after:          ${jobDoneMs.toFixed(0)} ms`);
@@ -108,4 +124,4 @@ await server.close();
 // 3. With BENCH_READERS: a job through a spawned daemon, with 1 SSE reader and with 1 + BENCH_READERS.
 if (READERS > 0) await benchReaders(join(dir, "readers"), READER_LINES, READERS);
 await rm(dir, { recursive: true, force: true });
-if (benchLines.length !== LINES || !inOrder) process.exitCode = 1;
+if (!daemonOk || benchLines.length !== LINES || !inOrder) process.exitCode = 1;

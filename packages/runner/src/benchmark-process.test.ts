@@ -1,11 +1,19 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
 import { afterEach, describe, expect, it } from "vitest";
 
 import { useTempDir } from "@kitt/testkit";
 
-import { BenchmarkProcess, describeExit, ProcessStartError, type OutputStream } from "./benchmark-process.js";
+import { BenchmarkProcess, describeExit, ProcessStartError, type OutputStream, type ProcessOptions } from "./benchmark-process.js";
 import { isAlive, until, waitGone, writeScript } from "./test-processes.js";
 
 const tempDir = useTempDir(afterEach, "kitt-runner-proc-");
+
+/** Starts `command` with its output file in `dir`. */
+function start(dir: string, options: Omit<ProcessOptions, "outputFile">): Promise<BenchmarkProcess> {
+  return BenchmarkProcess.start({ ...options, outputFile: join(dir, "bench.output") });
+}
 
 function collector() {
   const lines: { line: string; stream: OutputStream }[] = [];
@@ -13,52 +21,77 @@ function collector() {
 }
 
 describe("BenchmarkProcess", () => {
-  it("captures stdout and stderr line by line with the arguments passed verbatim", async () => {
+  it("captures stdout and stderr line by line, in the order written, with the arguments passed verbatim", async () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "bench", 'for a in "$@"; do echo "arg:$a"; done\necho "to stderr" >&2\nprintf "p 1%%\\rp 2%%\\rdone"');
     const out = collector();
-    const proc = await BenchmarkProcess.start({ command: script, args: ["run", "-m", "/m/a b; rm -rf /", "$(id)"], onLine: out.onLine });
+    const proc = await start(dir, { command: script, args: ["run", "-m", "/m/a b; rm -rf /", "$(id)"], onLine: out.onLine });
     const outcome = await proc.done;
     expect(outcome).toEqual({ exitCode: 0, signal: null, stoppedBy: undefined, killed: false });
-    expect(out.lines.filter((l) => l.stream === "stdout").map((l) => l.line)).toEqual([
-      "arg:run",
-      "arg:-m",
-      "arg:/m/a b; rm -rf /",
-      "arg:$(id)",
-      "p 1%",
-      "p 2%",
-      "done",
-    ]);
-    expect(out.lines).toContainEqual({ line: "to stderr", stream: "stderr" });
+    expect(out.lines.map((l) => l.line)).toEqual(["arg:run", "arg:-m", "arg:/m/a b; rm -rf /", "arg:$(id)", "to stderr", "p 1%", "p 2%", "done"]);
+    // The output file is gone once every line went through onLine.
+    expect(readdirSync(dir)).toEqual(["bench"]);
+  });
+
+  it("never makes the benchmark wait: it writes 4 MiB and exits while the agent's event loop is stuck in the first line", async () => {
+    const dir = await tempDir();
+    const finished = join(dir, "finished");
+    // A pipe holds 64 KiB: the benchmark would block on it and never reach `touch`.
+    const script = await writeScript(dir, "flood", `seq -f "line %g" 1 400000\ntouch '${finished}'`);
+    let count = 0;
+    let sawFinished = false;
+    const proc = await start(dir, {
+      command: script,
+      args: [],
+      onLine: () => {
+        if (count++ > 0) return;
+        const deadline = Date.now() + 20_000;
+        const nap = new Int32Array(new SharedArrayBuffer(4));
+        while (!(sawFinished = existsSync(finished)) && Date.now() < deadline) Atomics.wait(nap, 0, 0, 5);
+      },
+    });
+    const outcome = await proc.done;
+    expect(sawFinished).toBe(true);
+    expect(outcome.exitCode).toBe(0);
+    expect(count).toBe(400_000);
+  });
+
+  it("refuses to start when its output file cannot be created (exists already), and leaves that file alone", async () => {
+    const dir = await tempDir();
+    const script = await writeScript(dir, "bench", "echo hi");
+    await writeScript(dir, "bench.output", "planted");
+    await expect(start(dir, { command: script, args: [], onLine: () => {} })).rejects.toThrow(/cannot create its output file .*bench\.output: .*EEXIST/);
+    expect(existsSync(join(dir, "bench.output"))).toBe(true);
   });
 
   it("reports the exit code and the signal", async () => {
     const dir = await tempDir();
     const fail = await writeScript(dir, "fail", "exit 3");
-    const outcome = await (await BenchmarkProcess.start({ command: fail, args: [], onLine: () => {} })).done;
+    const outcome = await (await start(dir, { command: fail, args: [], onLine: () => {} })).done;
     expect(outcome.exitCode).toBe(3);
     expect(describeExit(outcome)).toBe("Exit 3");
     const segv = await writeScript(dir, "segv", "kill -SEGV $$");
-    const killed = await (await BenchmarkProcess.start({ command: segv, args: [], onLine: () => {} })).done;
+    const killed = await (await start(dir, { command: segv, args: [], onLine: () => {} })).done;
     expect(killed.signal).toBe("SIGSEGV");
     expect(describeExit(killed)).toBe("Killed by SIGSEGV");
   });
 
   it("refuses to start a missing or non-executable command with a clear error", async () => {
     const dir = await tempDir();
-    await expect(BenchmarkProcess.start({ command: `${dir}/nope`, args: [], onLine: () => {} })).rejects.toThrow(
+    await expect(start(dir, { command: `${dir}/nope`, args: [], onLine: () => {} })).rejects.toThrow(
       new ProcessStartError(`${dir}/nope`, "no such file"),
     );
     const notExec = `${dir}/plain`;
     await writeScript(dir, "plain", "echo hi").then(async (p) => (await import("node:fs/promises")).chmod(p, 0o644));
-    await expect(BenchmarkProcess.start({ command: notExec, args: [], onLine: () => {} })).rejects.toThrow(/permission denied/);
+    await expect(start(dir, { command: notExec, args: [], onLine: () => {} })).rejects.toThrow(/permission denied/);
+    expect(existsSync(join(dir, "bench.output"))).toBe(false);
   });
 
   it("stop() kills the whole group: child and grandchild are gone (checked in /proc)", async () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "bench", 'sleep 1000 &\necho "grandchild $!"\necho ready\nwait');
     const out = collector();
-    const proc = await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, killGraceMs: 5000 });
+    const proc = await start(dir, { command: script, args: [], onLine: out.onLine, killGraceMs: 5000 });
     await until(() => out.lines.some((l) => l.line === "ready"), "ready line");
     const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
     expect(await isAlive(proc.pid)).toBe(true);
@@ -75,7 +108,7 @@ describe("BenchmarkProcess", () => {
     // An ignored signal stays ignored across fork/exec: the grandchild ignores TERM too.
     const script = await writeScript(dir, "stubborn", "trap '' TERM\nsleep 1000 &\necho \"grandchild $!\"\nwait\nwait");
     const out = collector();
-    const proc = await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, killGraceMs: 150 });
+    const proc = await start(dir, { command: script, args: [], onLine: out.onLine, killGraceMs: 150 });
     await until(() => out.lines.length > 0, "grandchild line");
     const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
     proc.stop();
@@ -88,7 +121,7 @@ describe("BenchmarkProcess", () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "leaky", 'sleep 1000 >/dev/null 2>&1 &\necho "grandchild $!"\nexit 0');
     const out = collector();
-    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine })).done;
+    const outcome = await (await start(dir, { command: script, args: [], onLine: out.onLine })).done;
     expect(outcome.exitCode).toBe(0);
     const grandchild = Number(/grandchild (\d+)/.exec(out.lines[0]?.line ?? "")?.[1]);
     expect(grandchild).toBeGreaterThan(0);
@@ -98,7 +131,7 @@ describe("BenchmarkProcess", () => {
   it("stops a run that exceeds its timeout", async () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "slow", "exec sleep 1000");
-    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: () => {}, timeoutMs: 100 })).done;
+    const outcome = await (await start(dir, { command: script, args: [], onLine: () => {}, timeoutMs: 100 })).done;
     expect(outcome).toMatchObject({ stoppedBy: "timeout", signal: "SIGTERM" });
   });
 
@@ -108,7 +141,7 @@ describe("BenchmarkProcess", () => {
     let count = 0;
     let inOrder = true;
     const outcome = await (
-      await BenchmarkProcess.start({
+      await start(dir, {
         command: script,
         args: [],
         onLine: (line) => {
@@ -126,7 +159,7 @@ describe("BenchmarkProcess", () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "escape", `setsid sh -c 'echo "escaped $$"; exec sleep 1000' &\nsleep 0.2\necho last`);
     const out = collector();
-    const outcome = await (await BenchmarkProcess.start({ command: script, args: [], onLine: out.onLine, pipeDrainMs: 100 })).done;
+    const outcome = await (await start(dir, { command: script, args: [], onLine: out.onLine, drainMs: 100 })).done;
     expect(outcome.exitCode).toBe(0);
     const lines = out.lines.map((l) => l.line);
     expect(lines).toContain("last");

@@ -2,11 +2,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 
 import { KittError } from "@kitt/protocol";
 
+import { errorText } from "./job.js";
 import { LineSplitter } from "./line-splitter.js";
+import { OutputFile } from "./output-file.js";
+import { groupMembers, readProcStat } from "./process-group.js";
 
 export const DEFAULT_KILL_GRACE_MS = 10_000;
-/** After the benchmark exits, how long its pipes may stay open (held by leftovers) before they are cut. */
-const PIPE_DRAIN_MS = 5_000;
+/** After the benchmark exits, how long what is left of its group may take to die before its output is read to the end. */
+const DRAIN_MS = 5_000;
 
 export type OutputStream = "stdout" | "stderr";
 export type StopReason = "cancel" | "timeout";
@@ -17,15 +20,22 @@ export interface ProcessOptions {
   args: readonly string[];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Called for every line of stdout and stderr, in the order read; must not block. */
+  /**
+   * The benchmark's stdout and stderr go to this file (created, must not
+   * exist; removed once read): see OutputFile.
+   */
+  outputFile: string;
+  /** Called for every line of output, in the order written; must not block. Lines read from the output file come as "stdout". */
   onLine: (line: string, stream: OutputStream) => void;
+  /** Awaited before each read of the output file: the agent may read later, the benchmark never waits. */
+  pace?: () => Promise<void>;
   /** SIGTERM -> SIGKILL delay when stopping (default 10 s). */
   killGraceMs?: number;
   /** The whole run is stopped after this long (default: no limit). */
   timeoutMs?: number;
   maxLineChars?: number;
-  /** After the benchmark exits, how long outsiders may hold its pipes open (default 5 s). */
-  pipeDrainMs?: number;
+  /** After the benchmark exits, how long the rest of its group may take to die (default 5 s); later writes are not read. */
+  drainMs?: number;
 }
 
 export interface ProcessOutcome {
@@ -36,6 +46,11 @@ export interface ProcessOutcome {
   stoppedBy: StopReason | undefined;
   /** True when SIGTERM was not enough and the group got SIGKILL. */
   killed: boolean;
+}
+
+interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 /** The benchmark could not be started at all (missing, not executable, bad arguments). */
@@ -53,8 +68,8 @@ export class ProcessStartError extends KittError {
  * must not hold the GPU for the next job. (A grandchild that calls setsid()
  * leaves the group and is out of reach; that needs cgroups.)
  *
- * stdout and stderr are read as fast as they come and never paused, so a
- * slow consumer can never block the benchmark's writes.
+ * Its stdout and stderr go to a file the agent follows (OutputFile), so the
+ * benchmark never waits for the agent, however slowly the agent reads.
  */
 export class BenchmarkProcess {
   readonly pid: number;
@@ -67,11 +82,11 @@ export class BenchmarkProcess {
   private killTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
 
-  private constructor(child: ChildProcess, options: ProcessOptions) {
+  private constructor(child: ChildProcess, options: ProcessOptions, output: OutputFile, exited: Promise<ExitStatus>) {
     this.child = child;
     this.pid = child.pid as number;
     this.graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-    this.done = this.watch(options);
+    this.done = this.watch(options, output, exited);
     if (options.timeoutMs !== undefined) {
       this.timeoutTimer = setTimeout(() => this.stop("timeout"), options.timeoutMs);
     }
@@ -79,26 +94,39 @@ export class BenchmarkProcess {
 
   /** Starts the process; rejects with ProcessStartError when it cannot run. */
   static async start(options: ProcessOptions): Promise<BenchmarkProcess> {
+    let output: OutputFile;
+    try {
+      output = await OutputFile.create(options.outputFile);
+    } catch (err) {
+      throw new ProcessStartError(options.command, `cannot create its output file ${options.outputFile}: ${errorText(err)}`, err);
+    }
     let child: ChildProcess;
     try {
       child = spawn(options.command, [...options.args], {
         cwd: options.cwd,
         env: options.env ?? process.env,
         detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", output.writeFd, output.writeFd],
         shell: false,
       });
     } catch (err) {
-      throw new ProcessStartError(options.command, err instanceof Error ? err.message : String(err), err);
+      await output.remove().catch(() => {});
+      throw new ProcessStartError(options.command, errorText(err), err);
     }
-    if (child.pid === undefined) {
-      // spawn reports ENOENT/EACCES asynchronously, with no pid.
-      const err = await new Promise<Error>((resolve) => child.once("error", resolve));
+    // Listen before anything is awaited: a quick benchmark may be gone by then.
+    const exited = new Promise<ExitStatus>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    // spawn reports ENOENT/EACCES asynchronously, with no pid.
+    const failed = child.pid === undefined ? new Promise<Error>((resolve) => child.once("error", resolve)) : undefined;
+    // The benchmark holds its own copy of the write end now.
+    await output.closeWriter();
+    if (failed !== undefined) {
+      const err = await failed;
+      await output.remove().catch(() => {});
       const code = (err as NodeJS.ErrnoException).code;
       const detail = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : err.message;
       throw new ProcessStartError(options.command, detail, err);
     }
-    return new BenchmarkProcess(child, options);
+    return new BenchmarkProcess(child, options, output, exited);
   }
 
   /** SIGTERM to the whole group now, SIGKILL after the grace period. Idempotent. */
@@ -119,7 +147,8 @@ export class BenchmarkProcess {
     this.signalGroup("SIGKILL");
   }
 
-  private signalGroup(signal: NodeJS.Signals): boolean {
+  /** Signal 0 only asks whether the group still has a process. */
+  private signalGroup(signal: NodeJS.Signals | 0): boolean {
     try {
       process.kill(-this.pid, signal);
       return true;
@@ -129,125 +158,47 @@ export class BenchmarkProcess {
     }
   }
 
-  private async watch(options: ProcessOptions): Promise<ProcessOutcome> {
+  private async watch(options: ProcessOptions, output: OutputFile, exited: Promise<ExitStatus>): Promise<ProcessOutcome> {
     const child = this.child;
     // After a successful spawn, 'error' only reports a failed kill(); the exit still comes.
     child.on("error", () => {});
-    const streams: [NodeJS.ReadableStream, OutputStream][] = [];
-    if (child.stdout) streams.push([child.stdout, "stdout"]);
-    if (child.stderr) streams.push([child.stderr, "stderr"]);
-    const backlog = new OutputBacklog(streams.map(([stream]) => stream));
-    // `ended`: the pipe is closed (no more input). `processed`: its last line went through onLine.
-    const ended: Promise<void>[] = [];
-    const processed: Promise<void>[] = [];
-    for (const [stream, name] of streams) {
-      const splitter = new LineSplitter((line) => options.onLine(line, name), { maxLineChars: options.maxLineChars });
-      stream.on("data", (chunk: Buffer) => backlog.add(() => splitter.push(chunk), chunk.length));
-      let markEnded: () => void = () => {};
-      let markProcessed: () => void = () => {};
-      ended.push(new Promise((resolve) => (markEnded = resolve)));
-      processed.push(new Promise((resolve) => (markProcessed = resolve)));
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        markEnded();
-        backlog.add(() => {
-          splitter.end();
-          markProcessed();
-        }, 0);
-      };
-      // 'close' also comes after destroy(), which emits no 'end'.
-      stream.once("end", finish);
-      stream.once("close", finish);
-      stream.once("error", finish);
-    }
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once("exit", (code, signal) => resolve({ code, signal }));
+    // The leader's start time: members left after it exits are told apart from strangers by it.
+    const startTicks = readProcStat(this.pid).then((st) => st?.startTicks);
+    // stdout and stderr share the file, so one splitter sees every line in the order written.
+    const splitter = new LineSplitter((line) => options.onLine(line, "stdout"), { maxLineChars: options.maxLineChars });
+    let readError: unknown;
+    const following = output.follow((chunk) => splitter.push(chunk), options.pace).catch((err: unknown) => {
+      readError = err;
     });
+    const exit = await exited;
     this.exited = true;
     clearTimeout(this.timeoutTimer);
     clearTimeout(this.killTimer);
     // Leftovers of the group (background helpers, grandchildren) go with the leader.
     this.signalGroup("SIGKILL");
-    let drainTimer: NodeJS.Timeout | undefined;
-    const drained = await Promise.race([
-      Promise.all(ended).then(() => true),
-      new Promise<boolean>((resolve) => {
-        drainTimer = setTimeout(() => resolve(false), options.pipeDrainMs ?? PIPE_DRAIN_MS);
-      }),
-    ]);
-    clearTimeout(drainTimer);
-    if (!drained) {
-      // Someone outside the group (setsid) still holds the pipes: stop reading them.
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-    }
-    // Every line read reaches onLine before the outcome is known.
-    await Promise.all(processed);
+    // Once the group is gone, nothing in it writes any more: the file is read to its end.
+    await this.groupGone(await startTicks, options.drainMs ?? DRAIN_MS);
+    output.finish();
+    await following;
+    if (readError !== undefined) options.onLine(`[kitt-agent] reading the benchmark's output failed: ${errorText(readError)}`, "stderr");
+    // Every line written reaches onLine before the outcome is known.
+    splitter.end();
+    await output.remove().catch(() => {});
     return { exitCode: exit.code, signal: exit.signal, stoppedBy: this.stoppedBy, killed: this.killed };
   }
-}
 
-/** Time spent splitting and dispatching lines before the event loop gets a turn (and reads the pipes again). */
-const SLICE_MS = 4;
-/** Read but unprocessed output beyond which the pipes are paused (the only backpressure there is). */
-const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
-
-/**
- * Decouples reading the benchmark's pipes from processing its lines. Chunks
- * are queued as they are read and processed in time slices, so the event
- * loop keeps draining the pipes while a burst of output is worked through:
- * a benchmark printing as fast as it can is not held back by the agent's
- * per-line work. Arrival order (across stdout and stderr) is kept.
- */
-class OutputBacklog {
-  private readonly items: { run: () => void; bytes: number }[] = [];
-  private head = 0;
-  private bytes = 0;
-  private scheduled = false;
-  private paused = false;
-
-  constructor(private readonly streams: NodeJS.ReadableStream[]) {}
-
-  add(run: () => void, bytes: number): void {
-    this.items.push({ run, bytes });
-    this.bytes += bytes;
-    if (this.bytes > MAX_BACKLOG_BYTES && !this.paused) {
-      this.paused = true;
-      for (const s of this.streams) s.pause();
-    }
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.drain());
-  }
-
-  private drain(): void {
-    this.scheduled = false;
-    const deadline = performance.now() + SLICE_MS;
-    do {
-      const item = this.items[this.head++];
-      if (item === undefined) break;
-      this.bytes -= item.bytes;
-      item.run();
-    } while (performance.now() < deadline);
-    if (this.head >= this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else {
-      if (this.head > 1024) {
-        this.items.splice(0, this.head);
-        this.head = 0;
-      }
-      this.schedule();
-    }
-    if (this.paused && this.bytes < MAX_BACKLOG_BYTES / 2) {
-      this.paused = false;
-      for (const s of this.streams) s.resume();
+  /** True once no live process is left in the group (zombies hold no file), false after `timeoutMs`. */
+  private async groupGone(startTicks: number | undefined, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    let waitMs = 1;
+    for (;;) {
+      if (!this.signalGroup(0)) return true;
+      // Zombies wait for a slow init to reap them; they write nothing. A leader gone before its start
+      // time was read leaves 0: every member then counts (its pgid cannot be reused while one lives).
+      if ((await groupMembers(this.pid, startTicks ?? 0)).length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      waitMs = Math.min(waitMs * 2, 50);
     }
   }
 }

@@ -20,6 +20,8 @@ export interface ExecutionRequest {
   modelPath: string;
   /** Every stdout/stderr line, in the order read; must not block. */
   onLine: (line: string, stream: OutputStream) => void;
+  /** Where the executor chooses when to take the next lines (the host's output file), it awaits this first. */
+  pace?: () => Promise<void>;
   killGraceMs: number;
   timeoutMs: number | undefined;
   maxLineChars: number | undefined;

@@ -3,7 +3,8 @@ import type { ExecutionRequest, Execution, Executor } from "./executor.js";
 
 /**
  * The benchmark CLI installed on the host, run as the leader of its own
- * process group (see BenchmarkProcess).
+ * process group (see BenchmarkProcess), its output in a file beside its
+ * output dir that the agent follows.
  */
 export class HostExecutor implements Executor {
   readonly kind = "host";
@@ -27,7 +28,10 @@ export class HostExecutor implements Executor {
       args: req.args,
       env: req.env,
       cwd: req.outputDir,
+      // Beside the fresh output dir (so unique), under the runs directory that recovery empties.
+      outputFile: `${req.outputDir}.output`,
       onLine: req.onLine,
+      pace: req.pace,
       killGraceMs: req.killGraceMs,
       timeoutMs: req.timeoutMs,
       maxLineChars: req.maxLineChars,

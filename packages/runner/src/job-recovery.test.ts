@@ -86,7 +86,10 @@ describe("JobRunner: jobs interrupted by a crash", () => {
     const grandchild = Number(crashed.reporter.lines("t1").find((l) => l.startsWith("grandchild "))?.split(" ")[1]);
     expect(alive(grandchild)).toBe(true);
     await until(async () => (await journalLines(t.journalDir)).some((e) => e.t === "p" && e.c === "c1"), "the process group journaled");
-    expect((await readdir(join(t.root, "work", "runs"))).length).toBe(1);
+    // The run's output dir and, beside it, the file its output goes to.
+    const runs = (await readdir(join(t.root, "work", "runs"))).sort();
+    expect(runs).toHaveLength(2);
+    expect(runs[1]).toBe(`${runs[0]}.output`);
 
     const restarted = t.make();
     expect(await restarted.runner.recoverInterrupted()).toEqual(["c1", "c2"]);

@@ -140,4 +140,21 @@ describe("LogStream", () => {
     stream.append("x".repeat(50));
     expect(stream.buffered()).toEqual([{ seq: 4, line: "x".repeat(50) }]);
   });
+
+  it("letReadersCatchUp waits for a reader more than half the ring behind until it reads, and never past its bound", async () => {
+    const stream = new LogStream(10);
+    await stream.letReadersCatchUp(60_000); // no reader: at once
+    const sub = stream.subscribe();
+    for (let i = 1; i <= 8; i++) stream.append(`l${i}`);
+    let caughtUp = false;
+    const waiting = stream.letReadersCatchUp(60_000).then(() => (caughtUp = true));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(caughtUp).toBe(false);
+    expect((await sub.nextBatch()).map((e) => (e.type === "line" ? e.line : e.type))).toHaveLength(8);
+    await waiting;
+    // A reader that never reads holds the producer up by the bound at most.
+    for (let i = 9; i <= 16; i++) stream.append(`l${i}`);
+    await stream.letReadersCatchUp(5);
+    expect(stream.lastSeq).toBe(16);
+  });
 });

@@ -133,6 +133,27 @@ export class LogStream<E = unknown> {
     for (const wake of due) wake();
   }
 
+  /**
+   * Resolves once no reader is more than half the ring behind, or after
+   * `maxWaitMs`: for a producer that can choose when to take its next lines
+   * (the benchmark's output file), so that a live reader keeps up with a
+   * burst instead of skipping ahead. The wait is bounded: a crowd of slow
+   * readers delays the lines by at most that much a call, never stops them.
+   */
+  async letReadersCatchUp(maxWaitMs: number): Promise<void> {
+    const deadline = performance.now() + maxWaitMs;
+    while (this.readerLag() > this.ring.length / 2 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /** How far the slowest reader is behind the newest line. */
+  private readerLag(): number {
+    let lag = 0;
+    for (const sub of this.subs) lag = Math.max(lag, this.seq + 1 - sub.nextSeq);
+    return lag;
+  }
+
   /** Marks the end; subscribers get an `end` event after the lines they have yet to read. */
   end(info: E): void {
     if (this.endInfo !== undefined) return;

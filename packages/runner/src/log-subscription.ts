@@ -30,6 +30,11 @@ export class LogSubscription<E = unknown> implements AsyncIterable<LogEvent<E>> 
     this.maxQueue = maxQueue;
   }
 
+  /** @internal The seq this reader wants next. */
+  get nextSeq(): number {
+    return this.cursor;
+  }
+
   /** Lines this subscriber has lost so far. */
   get dropped(): number {
     return this.totalDropped;

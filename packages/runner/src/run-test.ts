@@ -50,6 +50,9 @@ export function benchmarkEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
+/** Before each read of the benchmark's output, how long live readers far behind may hold it up at most. */
+const READER_PACE_MS = 10;
+
 function failed(error: string): JobOutcome {
   return { status: "failed", error };
 }
@@ -99,6 +102,8 @@ async function runBenchmark(job: Job, spec: RunTestSpec, ctx: RunContext, execut
       outputDir,
       modelPath: localPath,
       onLine: (line) => job.log(line),
+      // Live SSE readers get a moment to keep up with a burst; the benchmark itself never waits.
+      pace: () => job.logs.letReadersCatchUp(READER_PACE_MS),
       killGraceMs: ctx.killGraceMs,
       timeoutMs: ctx.benchmarkTimeoutMs,
       maxLineChars: ctx.maxLineChars,
