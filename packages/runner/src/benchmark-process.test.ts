@@ -155,7 +155,7 @@ describe("BenchmarkProcess", () => {
     expect(inOrder).toBe(true);
   });
 
-  it("does not hang on a process that left the group (setsid) holding the pipes; every line read is delivered", async () => {
+  it("does not wait for a process that left the group (setsid) and keeps the output file open; every line written before the group ended is delivered", async () => {
     const dir = await tempDir();
     const script = await writeScript(dir, "escape", `setsid sh -c 'echo "escaped $$"; exec sleep 1000' &\nsleep 0.2\necho last`);
     const out = collector();
