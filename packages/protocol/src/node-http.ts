@@ -1,3 +1,5 @@
+import type * as HttpModule from "node:http";
+import type * as HttpsModule from "node:https";
 import { createRequire } from "node:module";
 
 /**
@@ -12,5 +14,5 @@ import { createRequire } from "node:module";
  */
 const load = createRequire(import.meta.url);
 
-export const http = load("node:http") as typeof import("node:http");
-export const https = load("node:https") as typeof import("node:https");
+export const http = load("node:http") as typeof HttpModule;
+export const https = load("node:https") as typeof HttpsModule;
