@@ -200,6 +200,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       },
       { logger: logger.child({ component: "storage" }), env, copyConcurrency: config.copy_concurrency },
     );
+    // Background durability of fresh copies: wait a little at shutdown, then leave the rest (the next start
+    // in this boot finishes it; after a reboot an unmarked copy is copied again).
+    cleanups.push(() => store.close({ waitMs: 5000 }).then(() => {}));
 
     let agentId: string | undefined;
     const reporter = await ServerReporter.open({
