@@ -1,10 +1,9 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeAgentConfig } from "@kitt/protocol";
 import { readFakeEngineCalls, startFakeKittServer, useTempDir, writeFakeEngine } from "@kitt/testkit";
 
 import { alive, backgroundCleanup, cliEnv, runCli, startCliBackground, until } from "./test-cli.js";
-import { closedPort } from "./test-daemon.js";
+import { closedPort, writeLocalAgentConfig } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const { servers, children, strays } = backgroundCleanup(afterEach);
@@ -26,12 +25,7 @@ async function world() {
   await writeFakeEngine(bin, "python", { name: "python3", version: "0.6.3-fake" });
   const server = await startFakeKittServer({ agents: [{ name: AGENT, token: TOKEN }] });
   servers.push(server);
-  await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
-    server_url: server.url,
-    token: TOKEN,
-    name: AGENT,
-    host: "127.0.0.1",
-    port: await closedPort(),
+  await writeLocalAgentConfig(home, server.url, { name: AGENT, token: TOKEN }, {
     model_storage_dir: join(home, "models"),
   });
   return { home, bin, env: cliEnv(home, {}, [bin]) };

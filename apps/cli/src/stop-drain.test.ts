@@ -1,11 +1,10 @@
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, writeFakeModel } from "@kitt/testkit";
 
 import { alive, backgroundCleanup, cliEnv, runCli, startCliBackground, until } from "./test-cli.js";
-import { closedPort } from "./test-daemon.js";
+import { writeLocalAgentConfig } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const { servers, children } = backgroundCleanup(afterEach);
@@ -34,12 +33,7 @@ async function world() {
   await writeFakeModel(join(home, "share", "hf", "Qwen", "Qwen2.5-0.5B-Instruct"));
   const gate = join(home, "gate");
   const storage = { model_storage_dir: join(home, "models"), model_share_mount: join(home, "share"), model_share_source: "nas:/volume1/models" };
-  await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
-    server_url: server.url,
-    token: TOKEN,
-    name: AGENT,
-    host: "127.0.0.1",
-    port: await closedPort(),
+  await writeLocalAgentConfig(home, server.url, { name: AGENT, token: TOKEN }, {
     ...storage,
     benchmark_command: await gatedBenchmark(join(home, "bench"), gate),
     execution: "host",

@@ -1,5 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+
+import { type AgentConfig, writeAgentConfig } from "@kitt/protocol";
 
 export interface DaemonCall {
   method: string;
@@ -42,4 +45,20 @@ export async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * `<home>/.kitt/agent.yaml` for an agent of `serverUrl` on 127.0.0.1 at a port
+ * nothing listens on yet, plus `extra` (storage, benchmark...): the start of
+ * every end-to-end CLI test.
+ */
+export async function writeLocalAgentConfig(home: string, serverUrl: string, agent: { name: string; token: string }, extra: Partial<AgentConfig> = {}): Promise<void> {
+  await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
+    server_url: serverUrl,
+    token: agent.token,
+    name: agent.name,
+    host: "127.0.0.1",
+    port: await closedPort(),
+    ...extra,
+  });
 }

@@ -1,11 +1,10 @@
 import { mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir } from "@kitt/testkit";
 
 import { backgroundCleanup, cliEnv, runCli, startCliBackground } from "./test-cli.js";
-import { closedPort } from "./test-daemon.js";
+import { writeLocalAgentConfig } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
 const { servers, children } = backgroundCleanup(afterEach);
@@ -26,15 +25,7 @@ describe("one meaning of GB", () => {
     await mkdir(models, { recursive: true });
     const server = await startFakeKittServer({ agents: [{ name: AGENT, token: TOKEN }] });
     servers.push(server);
-    await writeAgentConfig(join(home, ".kitt", "agent.yaml"), {
-      server_url: server.url,
-      token: TOKEN,
-      name: AGENT,
-      host: "127.0.0.1",
-      port: await closedPort(),
-      model_storage_dir: models,
-      heartbeat_interval_s: 10,
-    });
+    await writeLocalAgentConfig(home, server.url, { name: AGENT, token: TOKEN }, { model_storage_dir: models, heartbeat_interval_s: 10 });
     server.setSettings(AGENT, { model_storage_dir: models, heartbeat_interval_s: "10" });
     const env = cliEnv(home, { NO_COLOR: "1" });
 
