@@ -14,6 +14,9 @@
 // the first minute, in MiB per hour: a flat agent stays near 0.
 //
 // --modules: also print the modules the daemon loaded, by package.
+// --https: the fake server speaks https and asks for a client certificate
+// (agent.yaml's tls: cert, key, ca), as a fleet with mTLS runs; the default is
+// plain http.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
@@ -25,9 +28,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { defaultConfig, writeAgentConfig } from "@kitt/protocol";
-import { startFakeKittServer, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
+import { startFakeKittServer, writeFakeBenchmark, writeFakeModel, writeTestPki } from "@kitt/testkit";
 
-const { values } = parseArgs({ options: { seconds: { type: "string" }, soak: { type: "boolean" }, modules: { type: "boolean" } } });
+const { values } = parseArgs({ options: { seconds: { type: "string" }, soak: { type: "boolean" }, modules: { type: "boolean" }, https: { type: "boolean" } } });
 const soak = values.soak === true;
 const seconds = Number(values.seconds ?? (soak ? 600 : 60));
 if (!Number.isFinite(seconds) || seconds < 5 || (soak && seconds < 90)) {
@@ -63,7 +66,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dir = await mkdtemp(join(tmpdir(), "kitt-bench-footprint-"));
 const token = "bench-token-0123456789";
 const name = "bench-agent";
-const server = await startFakeKittServer({ agents: [{ name, token }] });
+const pki = values.https === true ? await writeTestPki(join(dir, "pki"), { clientCN: name }) : undefined;
+const server = await startFakeKittServer({
+  agents: [{ name, token }],
+  ...(pki !== undefined
+    ? { tls: { cert: await readFile(pki.serverCert, "utf8"), key: await readFile(pki.serverKey, "utf8"), ca: await readFile(pki.caCert, "utf8") } }
+    : {}),
+});
 const children = [];
 try {
   const share = join(dir, "share");
@@ -71,6 +80,7 @@ try {
   const config = {
     ...defaultConfig({ homedir: join(dir, "home"), hostname: name }),
     server_url: server.url,
+    ...(pki !== undefined ? { tls: { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert } } : {}),
     token,
     name,
     host: "127.0.0.1",
@@ -167,7 +177,7 @@ try {
   if (soak) {
     const done = server.results.length;
     console.log(`soak: ${seconds} s, 1 s heartbeat, a job every 10 s: ${queued} queued, ${done} results received, ${beats} heartbeats`);
-  } else console.log(`idle window: ${seconds} s, heartbeat interval 10 s, ${beats} heartbeats received by the server (daemon started with kitt-agent start)`);
+  } else console.log(`idle window: ${seconds} s, heartbeat interval 10 s, ${beats} heartbeats received by the ${server.protocol} server${pki !== undefined ? " (mTLS)" : ""} (daemon started with kitt-agent start)`);
   console.log(row("kitt-agent daemon", a0, a1, aPeak));
   console.log(row("bare node (reference)", r0, r1, rPeak));
   console.log(`daemon / reference: RSS x${(a1.rssMb / r1.rssMb).toFixed(2)}, private memory +${(a1.anonMb - r1.anonMb).toFixed(1)} MiB, CPU +${(a1.cpu - a0.cpu - (r1.cpu - r0.cpu)).toFixed(2)} s over ${seconds} s`);

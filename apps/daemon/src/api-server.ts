@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { IncomingMessage, RequestListener, Server } from "node:http";
 import type { Socket } from "node:net";
 
-import { http, https, type Logger, silentLogger } from "@kitt/protocol";
+import { http, loadHttps, type Logger, silentLogger } from "@kitt/protocol";
 
 /** Connections the local API takes at most, whatever the open-file limit allows. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -86,7 +86,7 @@ export function createApiServer(options: ApiServerOptions): Server {
   const { tls } = options;
   const server: Server =
     tls !== undefined
-      ? https.createServer(
+      ? loadHttps().createServer(
           {
             ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
             ...(tls.key !== undefined ? { key: tls.key } : {}),

@@ -11,7 +11,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 
 import { KittError } from "@kitt/protocol";
-import { create, extract, Parser, type ReadEntry } from "tar";
+import type { ReadEntry } from "tar";
+
+/**
+ * tar (with zlib and its stream machinery) is loaded on first use: only a
+ * build needs it, and at import it would cost the idle daemon about 5 MiB.
+ */
+const loadTar = () => import("tar");
 
 /** The one folder at the root of every build context archive. */
 export const BUILD_CONTEXT_ROOT = "kitt-build-context";
@@ -149,6 +155,7 @@ function resolveLink(path: string, links: Map<string, string>): string | undefin
 async function checkArchive(tgzPath: string, limits: Required<BuildContextLimits>): Promise<Checked> {
   const seen: Checked = { kinds: new Map(), links: new Map(), entries: 0, bytes: 0 };
   const implied = new Set<string>();
+  const { Parser } = await loadTar();
   await new Promise<void>((resolve, reject) => {
     let failed = false;
     const input = createReadStream(tgzPath);
@@ -202,6 +209,7 @@ export async function unpackBuildContext(tgzPath: string, destDir: string, limit
   const contextDir = join(destDir, BUILD_CONTEXT_ROOT);
   await mkdir(destDir, { recursive: true, mode: 0o700 });
   if (await lstat(contextDir).then(() => true, () => false)) throw new BuildContextError(`${contextDir} already exists`);
+  const { extract } = await loadTar();
   try {
     await extract({
       file: tgzPath,
@@ -234,6 +242,9 @@ export async function unpackBuildContext(tgzPath: string, destDir: string, limit
  * ContainerRuntime.buildImage.
  */
 export function packContext(dir: string): Readable {
-  const pack = create({ cwd: dir, portable: true, follow: false }, ["."]);
-  return Readable.from(pack, { objectMode: false });
+  async function* chunks(): AsyncGenerator<Buffer> {
+    const { create } = await loadTar();
+    yield* create({ cwd: dir, portable: true, follow: false }, ["."]) as AsyncIterable<Buffer>;
+  }
+  return Readable.from(chunks(), { objectMode: false });
 }

@@ -18,7 +18,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 
-import { http, https, UsageError } from "@kitt/protocol";
+import { http, loadHttps, UsageError } from "@kitt/protocol";
 
 import type { DockerEndpoint } from "./docker-host.js";
 
@@ -139,7 +139,7 @@ export class EngineClient {
     this.target = { ...(endpoint.kind === "unix" ? { socketPath: endpoint.socketPath } : { host: endpoint.host, port: endpoint.port }), ...tls };
     // Kept-alive sockets for every call but attach; `timeout` closes only idle ones (a slow answer is not cut).
     const agentOptions = { keepAlive: true, timeout: options.idleSocketMs ?? 10_000, ...tls };
-    this.agent = this.secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.agent = this.secure ? new (loadHttps().Agent)(agentOptions) : new http.Agent(agentOptions);
   }
 
   private send(method: string, path: string, options: CallOptions, extra: { headers?: OutgoingHttpHeaders; agent?: false } = {}): ClientRequest {
@@ -149,7 +149,7 @@ export class EngineClient {
       headers["content-type"] = "application/json";
       headers["content-length"] = Buffer.byteLength(json);
     }
-    const req = (this.secure ? https : http).request({
+    const req = (this.secure ? loadHttps() : http).request({
       ...this.target,
       method,
       path: `${path}${queryString(options.query)}`,

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { RequestOptions } from "node:https";
-import { http, https, tlsPairProblem } from "@kitt/protocol";
+import { http, loadHttps, tlsPairProblem } from "@kitt/protocol";
 
 import type { CheckOutcome, PreflightTls } from "./preflight-types.js";
 import { formatDuration } from "./units.js";
@@ -109,7 +109,7 @@ function ask(
       clearTimeout(timer);
       resolve(answer);
     };
-    const client = url.protocol === "https:" ? https : http;
+    const client = url.protocol === "https:" ? loadHttps() : http;
     const request = client.request(url, options, (response) => {
       const chunks: Buffer[] = [];
       let size = 0;

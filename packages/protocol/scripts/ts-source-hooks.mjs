@@ -2,7 +2,7 @@
 // package's TypeScript sources as they are (Node strips the types) by mapping
 // the `.js` suffixes of relative imports in `.ts` files to the `.ts` files
 // beside them. Used by gen-validators.mjs (reads src/schemas.ts before any
-// build) and by a test that runs src/ in a child process.
+// build).
 import { registerHooks } from "node:module";
 
 registerHooks({

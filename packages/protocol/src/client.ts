@@ -11,7 +11,7 @@ import { backoffDelay, type BackoffPolicy, parseRetryAfter, sleep as defaultSlee
 import { ConnectionError, IntegrityError, ServerError, describeConnectionCode } from "./client-errors.js";
 import { KittError, ProtocolError } from "./errors.js";
 import { exchange, readCapped, TransportError } from "./http-exchange.js";
-import { http, https } from "./node-http.js";
+import { http, loadHttps } from "./node-http.js";
 import { type Logger, silentLogger } from "./logger.js";
 import type {
   BuildContextDigest,
@@ -120,7 +120,8 @@ export class KittServerClient {
   private readonly origin: string;
   private readonly token: string;
   private readonly headers: Record<string, string>;
-  private readonly agents: { http: HttpAgent; https: HttpsAgent };
+  private readonly agents: { http: HttpAgent; https: () => HttpsAgent };
+  private httpsAgent: HttpsAgent | undefined;
   private readonly retries: number;
   private readonly backoff: BackoffPolicy;
   private readonly logger: Logger;
@@ -152,16 +153,18 @@ export class KittServerClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.maxResponseBytes = checkCap(options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     const tls = options.tls ?? {};
+    // The https agent (and node:https with it) is made on the first https request.
     this.agents = {
       http: new http.Agent({ keepAlive: true, maxSockets: 8 }),
-      https: new https.Agent({
-        keepAlive: true,
-        maxSockets: 8,
-        ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-        ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-        ...(tls.key !== undefined ? { key: tls.key } : {}),
-        rejectUnauthorized: options.insecure !== true,
-      }),
+      https: () =>
+        (this.httpsAgent ??= new (loadHttps().Agent)({
+          keepAlive: true,
+          maxSockets: 8,
+          ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+          ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+          ...(tls.key !== undefined ? { key: tls.key } : {}),
+          rejectUnauthorized: options.insecure !== true,
+        })),
     };
     const headers: Record<string, string> = { "user-agent": options.userAgent ?? "kitt-agent" };
     if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
@@ -190,7 +193,7 @@ export class KittServerClient {
   /** Closes kept-alive connections. */
   close(): void {
     this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.httpsAgent?.destroy();
   }
 
   /* ---- agent -> server ---- */

@@ -2,7 +2,7 @@ import type { Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders } from "n
 import type { Agent as HttpsAgent } from "node:https";
 
 import { KittError } from "./errors.js";
-import { http, https } from "./node-http.js";
+import { http, loadHttps } from "./node-http.js";
 
 /**
  * One HTTP(S) exchange on node's own client, for the KITT server client: a
@@ -31,7 +31,8 @@ export interface ExchangeRequest {
   headers: OutgoingHttpHeaders;
   /** Sent as is (the caller sets content-type). */
   body?: string;
-  agents: { http: HttpAgent; https: HttpsAgent };
+  /** The agent for each scheme; the https one is asked for only for an https URL. */
+  agents: { http: HttpAgent; https: () => HttpsAgent };
   connectTimeoutMs: number;
   /** The whole exchange, answer read included. */
   timeoutMs: number;
@@ -56,12 +57,11 @@ export async function exchange<T>(r: ExchangeRequest, consume: (res: IncomingMes
   const onOuterAbort = () => fail(abortError());
   r.signal?.addEventListener("abort", onOuterAbort, { once: true });
   const secure = r.url.protocol === "https:";
-  const client = secure ? https : http;
-  const req = client.request(r.url, {
+  const options = {
     method: r.method,
     headers: r.body !== undefined ? { ...r.headers, "content-length": Buffer.byteLength(r.body) } : r.headers,
-    agent: secure ? r.agents.https : r.agents.http,
-  });
+  };
+  const req = secure ? loadHttps().request(r.url, { ...options, agent: r.agents.https() }) : http.request(r.url, { ...options, agent: r.agents.http });
   // Whatever stops the exchange (timeout, abort, a consumer that gives up) destroys the request and its socket.
   stop.signal.addEventListener("abort", () => req.destroy(stop.signal.reason as Error), { once: true });
   req.on("socket", (socket) => {

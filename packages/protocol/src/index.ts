@@ -12,5 +12,5 @@ export * from "./backoff.js";
 export * from "./client-errors.js";
 export * from "./client.js";
 export * from "./find-executable.js";
-export { http, https } from "./node-http.js";
+export { http, loadHttps } from "./node-http.js";
 export * from "./tls-pair.js";

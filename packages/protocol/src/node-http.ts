@@ -15,4 +15,13 @@ import { createRequire } from "node:module";
 const load = createRequire(import.meta.url);
 
 export const http = load("node:http") as typeof HttpModule;
-export const https = load("node:https") as typeof HttpsModule;
+
+let httpsModule: typeof HttpsModule | undefined;
+/**
+ * `node:https`, loaded on first use: it brings `tls` and costs 5-9 MiB of
+ * resident memory, which an agent talking plain http to its server (and to
+ * Docker's socket) never needs.
+ */
+export function loadHttps(): typeof HttpsModule {
+  return (httpsModule ??= load("node:https") as typeof HttpsModule);
+}
