@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeKittServer, useTempDir, writeFakeModel } from "@kitt/testkit";
 
-import { alive, backgroundCleanup, cliEnv, runCli, startCliBackground, until } from "./test-cli.js";
+import { alive, backgroundCleanup, cliEnv, explainedBy, runCli, startCliBackground, until } from "./test-cli.js";
 import { writeLocalAgentConfig } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
@@ -58,7 +58,7 @@ describe("stop --drain against the real daemon", () => {
     const first = queue(server);
     const agent = await startCliBackground(["start"], env, /running; local API on/);
     children.push(agent);
-    await server.waitFor(() => server.logLines(first.id).includes("benchmark started"), 30_000);
+    await explainedBy(agent, server.waitFor(() => server.logLines(first.id).includes("benchmark started"), 30_000));
 
     const draining = runCli(["stop", "--drain", "--json"], env, { timeoutMs: 60_000 });
     await until(() => /draining: no new jobs/.test(agent.stderr() + agent.stdout()), 15_000, "the agent to log that it drains");
@@ -88,7 +88,7 @@ describe("stop --drain against the real daemon", () => {
     const row = queue(server);
     const agent = await startCliBackground(["start"], env, /running; local API on/);
     children.push(agent);
-    await server.waitFor(() => server.logLines(row.id).includes("benchmark started"), 30_000);
+    await explainedBy(agent, server.waitFor(() => server.logLines(row.id).includes("benchmark started"), 30_000));
 
     const r = await runCli(["stop", "--drain", "--timeout", "1"], env, { timeoutMs: 60_000 });
     expect(r.stderr).toMatch(/^Draining the agent \(pid \d+\): no new jobs; waiting for 1 running and 0 queued job\(s\) to finish \(at most 1 s\)\.\n$/);

@@ -93,6 +93,16 @@ export async function startCliBackground(args: string[], env: NodeJS.ProcessEnv,
   return { child, stderr: () => stderr, stdout: () => stdout, exit };
 }
 
+/** Awaits `p`; when it fails, the error carries the agent's last 40 lines of output: what it was doing when the wait gave up. */
+export async function explainedBy<T>(agent: Background, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const tail = `${agent.stderr()}${agent.stdout()}`.trimEnd().split("\n").slice(-40).join("\n");
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- the agent's last output ---\n${tail}`, { cause: err });
+  }
+}
+
 /** Re-checks `condition` every 50 ms until it holds or `timeoutMs` passes (for things with no event to wait on, such as a process exiting). */
 export async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
