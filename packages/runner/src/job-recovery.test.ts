@@ -1,3 +1,5 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,6 +14,48 @@ import { until } from "./test-processes.js";
 import { DirResolver, RecordingReporter, writeFakeKitt } from "./test-runner-fixtures.js";
 
 const tempDir = useTempDir(afterEach, "kitt-runner-recover-");
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+
+/**
+ * The built JobRunner in a child process, set up as `setup().make()` sets up
+ * its own (same work, state and share dirs, the fake kitt on PATH, waiting on
+ * a gate that never opens), given `commands`; the benchmark's log lines come
+ * out on its stdout, one per line.
+ */
+function spawnCrashingAgent(root: string, commands: object[]) {
+  const script = `
+    import { JobRunner } from ${JSON.stringify(new URL("../dist/index.js", import.meta.url).pathname)};
+    const root = ${JSON.stringify(root)};
+    const runner = new JobRunner({
+      resolver: { resolve: async (modelPath) => ({ localPath: modelPath, staged: false, release: () => {} }) },
+      reporter: { status() {}, result() {}, log(_testId, line) { process.stdout.write(line + "\\n"); } },
+      workDir: root + "/work",
+      stateDir: root + "/state",
+      env: { PATH: root + "/bin:/usr/bin:/bin", FAKE_GATE: "/nonexistent/gate" },
+      killGraceMs: 1000,
+    });
+    await runner.recoverInterrupted();
+    for (const c of ${JSON.stringify(commands)}) await runner.submit(c).persisted;
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+  const lineMatching = (re: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const hit = out.split("\n").find((l) => re.test(l));
+        if (hit !== undefined) resolve(hit);
+        return hit !== undefined;
+      };
+      if (check()) return;
+      child.stdout.on("data", check);
+      child.once("exit", (code) => reject(new Error(`the crashing agent exited (${code}) before printing ${re}: ${out}`)));
+    });
+  return { child, lineMatching };
+}
 
 async function setup() {
   const root = await tempDir();
@@ -77,19 +121,20 @@ describe("JobRunner: jobs interrupted by a crash", () => {
 
   it("the next start kills the benchmark the dead agent left, reports the running and the queued job failed once, and removes their output dirs", async () => {
     const t = await setup();
-    // The "crashed" agent: one job running, one queued; it never gets to report them.
-    const crashed = t.make({ FAKE_GATE: "/nonexistent/gate" });
-    await crashed.runner.recoverInterrupted();
-    await crashed.runner.submit(t.command("1")).persisted;
-    await crashed.runner.submit(t.command("2")).persisted;
-    await until(() => crashed.reporter.lines("t1").some((l) => l.startsWith("grandchild ")), "the benchmark to start");
-    const grandchild = Number(crashed.reporter.lines("t1").find((l) => l.startsWith("grandchild "))?.split(" ")[1]);
+    // The agent that crashes: one job running, one queued, in a process of its own that is then
+    // SIGKILLed, so that it never reports them (nor, as an in-process stand-in would once the
+    // restart kills its benchmark, goes on to start the queued job).
+    const crashed = spawnCrashingAgent(t.root, [t.command("1"), t.command("2")]);
+    children.push(crashed.child);
+    const grandchild = Number(/^grandchild (\d+)$/m.exec(await crashed.lineMatching(/^grandchild \d+$/))?.[1]);
     expect(alive(grandchild)).toBe(true);
-    await until(async () => (await journalLines(t.journalDir)).some((e) => e.t === "p" && e.c === "c1"), "the process group journaled");
+    await until(async () => (await journalLines(t.journalDir)).some((e) => e.t === "p" && e.c === "c1"), "the process group journaled", 30_000);
     // The run's output dir and, beside it, the file its output goes to.
     const runs = (await readdir(join(t.root, "work", "runs"))).sort();
     expect(runs).toHaveLength(2);
     expect(runs[1]).toBe(`${runs[0]}.output`);
+    crashed.child.kill("SIGKILL");
+    await once(crashed.child, "exit");
 
     const restarted = t.make();
     expect(await restarted.runner.recoverInterrupted()).toEqual(["c1", "c2"]);
@@ -100,8 +145,6 @@ describe("JobRunner: jobs interrupted by a crash", () => {
     expect(await replay(t.journalDir)).toEqual([]);
     await expect(readdir(join(t.root, "work", "runs"))).rejects.toThrow(/ENOENT/);
     expect(await t.make().runner.recoverInterrupted()).toEqual([]);
-
-    await crashed.runner.shutdown();
   });
 
   it("an outcome decided before the crash is the one reported, never a second, different one", async () => {
