@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { isIP } from "node:net";
 import { homedir as osHomedir, hostname as osHostname } from "node:os";
@@ -331,7 +330,9 @@ export async function writeAgentConfig(path: string, values: AgentConfigFile): P
   const text =
     "# kitt-agent configuration (written by kitt-agent; holds the agent token: keep it 0600)\n" +
     yaml.dump(body, { lineWidth: 120, noRefs: true, sortKeys: false });
-  const tmp = join(dir, `.${randomBytes(6).toString("hex")}.agent.yaml.tmp`);
+  // Unique enough for "wx" (which refuses to reuse a name); node:crypto is not worth loading
+  // in every command that reads agent.yaml for this.
+  const tmp = join(dir, `.${process.pid}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 10)}.agent.yaml.tmp`);
   const handle = await open(tmp, "wx", 0o600);
   try {
     await handle.writeFile(text, "utf8");

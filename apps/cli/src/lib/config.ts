@@ -8,7 +8,7 @@ export interface CliConfig {
 
 /** agent.yaml (path, KITT_AGENT_CONFIG, or ~/.kitt/agent.yaml) with env overrides. */
 export async function loadCliConfig(path: string | undefined, options: { requireServer?: boolean } = {}): Promise<CliConfig> {
-  const { loadAgentConfig } = await import("@kitt/protocol");
+  const { loadAgentConfig } = await import("@kitt/protocol/config");
   return loadAgentConfig({ ...(path === undefined ? {} : { path }), requireServer: options.requireServer ?? true });
 }
 

@@ -1,5 +1,5 @@
 import type { AgentConfig } from "@kitt/protocol";
-import { KittError } from "@kitt/protocol";
+import { KittError } from "@kitt/protocol/errors";
 
 import { daemonTransport } from "./daemon-transport.js";
 

@@ -1,11 +1,14 @@
-import { X509Certificate } from "node:crypto";
+import type * as Crypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ClientRequestArgs, IncomingMessage } from "node:http";
 import { Readable, type Duplex } from "node:stream";
-import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from "node:tls";
+import type * as Tls from "node:tls";
+import type { PeerCertificate, TLSSocket } from "node:tls";
+import { createRequire } from "node:module";
 
 import type { AgentConfig } from "@kitt/protocol";
-import { http, UsageError } from "@kitt/protocol";
+import { UsageError } from "@kitt/protocol/errors";
+import { http } from "@kitt/protocol/node-http";
 
 /** How the CLI reaches the local daemon: plain HTTP, or mTLS with the daemon's certificate pinned. */
 export interface DaemonTransport {
@@ -14,6 +17,9 @@ export interface DaemonTransport {
   /** A fetch for URLs under baseUrl (what the log streamer and daemonRequest call). */
   fetch: typeof fetch;
 }
+
+/** tls and crypto only when agent.yaml has a certificate: most `status` runs talk plain http. */
+const load = createRequire(import.meta.url);
 
 type DaemonTarget = Pick<AgentConfig, "port" | "host" | "tls">;
 
@@ -51,7 +57,7 @@ function tlsMaterial(tls: AgentConfig["tls"]): TlsMaterial | undefined {
   const cert = readPem(tls.cert, "tls.cert");
   let pin: string;
   try {
-    pin = new X509Certificate(cert).fingerprint256;
+    pin = new (load("node:crypto") as typeof Crypto).X509Certificate(cert).fingerprint256;
   } catch (err) {
     throw new UsageError(`tls.cert ${tls.cert}: not a PEM certificate`, { cause: err });
   }
@@ -81,7 +87,7 @@ type CreateConnection = (options: ClientRequestArgs, oncreate: (err: Error | nul
 
 function pinnedConnection(material: TlsMaterial, host: string, port: number): CreateConnection {
   return (_options, done) => {
-    const socket: TLSSocket = tlsConnect({
+    const socket: TLSSocket = (load("node:tls") as typeof Tls).connect({
       host,
       port,
       cert: material.cert,

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 
-import { KittError } from "@kitt/protocol";
+import { KittError } from "@kitt/protocol/errors";
 
 export interface CommandResult {
   code: number;

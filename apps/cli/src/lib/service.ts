@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 
-import { KittError, UsageError } from "@kitt/protocol";
+import { KittError, UsageError } from "@kitt/protocol/errors";
 
 import { outputLine, runCommand as defaultRunner, type CommandRunner } from "./run-command.js";
 import { servicePathFrom } from "./service-setup.js";

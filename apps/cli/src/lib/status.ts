@@ -90,7 +90,7 @@ export async function statusReport(
   service: () => Promise<ServiceState>,
   options: { timeoutMs?: number } = {},
 ): Promise<{ report: StatusReport; warnings: string[]; exitCode: number }> {
-  const { loadAgentConfig, resolveConfigPath } = await import("@kitt/protocol");
+  const { loadAgentConfig, resolveConfigPath } = await import("@kitt/protocol/config");
   let loaded: { config: AgentConfig; path: string; warnings: string[] };
   try {
     loaded = await loadAgentConfig({ ...(configPath === undefined ? {} : { path: configPath }), requireServer: true });
