@@ -11,14 +11,16 @@ const { servers, children } = backgroundCleanup(afterEach);
 
 /**
  * A `--import` hook for the CLI child: at exit it writes every module URL the
- * process loaded (ESM, CommonJS and node: builtins) to $KITT_TEST_MODULES_OUT.
+ * process loaded (ESM, CommonJS and node: builtins) and Node's own list of the
+ * internal modules it loaded (process.moduleLoadList: undici shows there) to
+ * $KITT_TEST_MODULES_OUT.
  */
 const HOOK = `
 import { writeFileSync } from "node:fs";
 import { registerHooks } from "node:module";
 const seen = [];
 registerHooks({ load(url, context, next) { seen.push(url); return next(url, context); } });
-process.on("exit", () => writeFileSync(process.env.KITT_TEST_MODULES_OUT, seen.join("\\n")));
+process.on("exit", () => writeFileSync(process.env.KITT_TEST_MODULES_OUT, [...seen, ...process.moduleLoadList].join("\\n")));
 `;
 
 async function recordingEnv(home: string): Promise<{ env: NodeJS.ProcessEnv; modules: () => Promise<string[]> }> {
@@ -32,7 +34,7 @@ async function recordingEnv(home: string): Promise<{ env: NodeJS.ProcessEnv; mod
 const oclif = (url: string) => /[/\\]@oclif[/\\]/.test(url);
 
 describe("what the fast paths load (the modules the process really loaded)", () => {
-  it("status with no daemon: no oclif, no schemas or validators, no server client, no tls", async () => {
+  it("status with no daemon: no oclif, no schemas or validators, no server client, no tls, no undici", async () => {
     const home = await tempDir();
     await writeLocalAgentConfig(home, "http://127.0.0.1:9", { name: "gpu-fast", token: "fast-token-0123456789" });
     const { env, modules } = await recordingEnv(home);
@@ -44,6 +46,9 @@ describe("what the fast paths load (the modules the process really loaded)", () 
     expect(loaded.filter(oclif)).toEqual([]);
     expect(loaded.filter((u) => /\/protocol\/dist\/(index|schemas|validate|validators\.generated|client|http-exchange)\.js$/.test(u))).toEqual([]);
     expect(loaded.filter((u) => u === "node:tls" || u === "node:https" || u === "node:crypto")).toEqual([]);
+    // Node's bundled undici (behind fetch, Headers, Response): ~50 ms of a run.
+    expect(loaded.some((u) => u.startsWith("NativeModule "))).toBe(true);
+    expect(loaded.filter((u) => u.includes("undici"))).toEqual([]);
   });
 
   it("start with plain flags runs the daemon without oclif", async () => {

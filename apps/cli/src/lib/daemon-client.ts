@@ -41,12 +41,12 @@ export async function daemonRequest(
   const headers: Record<string, string> = {};
   if (config.token !== "") headers.authorization = `Bearer ${config.token}`;
   if (options.body !== undefined) headers["content-type"] = "application/json";
-  let res: Response;
+  let res: { status: number; text: string };
   try {
-    res = await transport.fetch(`${base}${path}`, {
+    res = await transport.request(`${base}${path}`, {
       method,
       headers,
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
       signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
     });
   } catch (err) {
@@ -63,7 +63,7 @@ export async function daemonRequest(
     const detail = cause?.message !== undefined && code !== undefined && cause.message !== code ? `${code} (${cause.message})` : (code ?? (err as Error).message);
     throw new KittError(`${method} ${base}${path} failed: ${detail}`, { code: "DAEMON_REQUEST", cause: err });
   }
-  const text = await res.text();
+  const { text } = res;
   let body: unknown = text;
   try {
     body = text === "" ? {} : (JSON.parse(text) as unknown);

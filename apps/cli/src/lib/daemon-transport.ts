@@ -14,8 +14,10 @@ import { http } from "@kitt/protocol/node-http";
 export interface DaemonTransport {
   /** http(s)://<host>:<port> */
   baseUrl: string;
-  /** A fetch for URLs under baseUrl (what the log streamer and daemonRequest call). */
+  /** A fetch for URLs under baseUrl (what the log streamer and the engine commands call). */
   fetch: typeof fetch;
+  /** One request answered as a whole text (daemonRequest): no fetch globals, so no undici. */
+  request(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal | undefined }): Promise<{ status: number; text: string }>;
 }
 
 /** tls and crypto only when agent.yaml has a certificate: most `status` runs talk plain http. */
@@ -122,60 +124,112 @@ function toHeaders(incoming: IncomingMessage): Headers {
 }
 
 /**
- * A fetch over node:http that can dial through `createConnection`: global
- * fetch cannot present a client certificate or pin the server's. Errors
- * mirror fetch's (a TypeError whose cause carries the socket's code; an
- * aborted signal rejects with its reason), so callers handle both alike.
+ * fetch's `headers` init as a plain record, without touching the global
+ * `Headers` for the usual record or pairs: the first use of a fetch global
+ * loads Node's bundled undici, ~50 ms of a `status` run.
  */
+function headerRecord(init: RequestInit["headers"]): Record<string, string> {
+  if (init === undefined) return {};
+  const pairs: Iterable<[string, string]> = Array.isArray(init)
+    ? (init as [string, string][])
+    : typeof (init as Headers).entries === "function"
+      ? (init as Headers).entries()
+      : Object.entries(init as Record<string, string>);
+  const out: Record<string, string> = {};
+  for (const [name, value] of pairs) out[name.toLowerCase()] = value;
+  return out;
+}
+
+interface Exchange {
+  url: URL;
+  method: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * One request over node:http, dialled through `createConnection` when given.
+ * Errors mirror fetch's (a TypeError whose cause carries the socket's code;
+ * an aborted signal rejects with its reason), so callers handle both alike.
+ * `onResponse` gets the response while the abort handler still guards it.
+ */
+function send<T>(createConnection: CreateConnection | undefined, x: Exchange, onResponse: (res: IncomingMessage) => T | PromiseLike<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const { signal } = x;
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const headers = { ...x.headers };
+    if (x.body !== undefined) headers["content-length"] = String(Buffer.byteLength(x.body));
+    const req = http.request({
+      host: x.url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: x.url.port,
+      path: `${x.url.pathname}${x.url.search}`,
+      method: x.method,
+      headers,
+      ...(createConnection === undefined ? {} : { createConnection }),
+    });
+    let response: IncomingMessage | undefined;
+    const onAbort = (): void => {
+      const reason = signal?.reason as Error;
+      response?.destroy(reason);
+      req.destroy(reason);
+      reject(reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    req.once("error", (err) => {
+      signal?.removeEventListener("abort", onAbort);
+      if (signal?.aborted) return;
+      reject(new TypeError("fetch failed", { cause: err }));
+    });
+    req.once("response", (res) => {
+      response = res;
+      res.once("close", () => signal?.removeEventListener("abort", onAbort));
+      resolve(onResponse(res));
+    });
+    req.end(x.body);
+  });
+}
+
+/** A fetch over node:http that can dial through `createConnection`: global fetch cannot present a client certificate or pin the server's. */
 function nodeFetch(createConnection: CreateConnection | undefined): typeof fetch {
   return (input, init = {}) =>
-    new Promise<Response>((resolve, reject) => {
-      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-      const signal = init.signal ?? undefined;
-      if (signal?.aborted) {
-        reject(signal.reason as Error);
-        return;
-      }
-      const headers = Object.fromEntries(new Headers(init.headers).entries());
-      const body = typeof init.body === "string" ? init.body : undefined;
-      if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
-      const req = http.request({
-        host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-        port: url.port,
-        path: `${url.pathname}${url.search}`,
+    send(
+      createConnection,
+      {
+        url: new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url),
         method: init.method ?? "GET",
-        headers,
-        ...(createConnection === undefined ? {} : { createConnection }),
-      });
-      let response: IncomingMessage | undefined;
-      const onAbort = (): void => {
-        const reason = signal?.reason as Error;
-        response?.destroy(reason);
-        req.destroy(reason);
-        reject(reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      req.once("error", (err) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (signal?.aborted) return;
-        reject(new TypeError("fetch failed", { cause: err }));
-      });
-      req.once("response", (res) => {
-        response = res;
-        res.once("close", () => signal?.removeEventListener("abort", onAbort));
+        headers: headerRecord(init.headers),
+        body: typeof init.body === "string" ? init.body : undefined,
+        signal: init.signal ?? undefined,
+      },
+      (res) => {
         const status = res.statusCode ?? 0;
         const noBody = status === 204 || status === 205 || status === 304;
         if (noBody) res.resume();
-        resolve(
-          new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-            status,
-            statusText: res.statusMessage ?? "",
-            headers: toHeaders(res),
-          }),
-        );
-      });
-      req.end(body);
-    });
+        return new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+          status,
+          statusText: res.statusMessage ?? "",
+          headers: toHeaders(res),
+        });
+      },
+    );
+}
+
+/** A whole answer as text, without fetch's Response (see headerRecord). */
+function nodeRequest(createConnection: CreateConnection | undefined): DaemonTransport["request"] {
+  return (url, init) =>
+    send(createConnection, { url: new URL(url), method: init.method, headers: init.headers, body: init.body, signal: init.signal }, (res) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.once("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        res.once("error", (err) => reject(init.signal?.aborted === true ? (init.signal.reason as Error) : new TypeError("fetch failed", { cause: err })));
+      }),
+    );
 }
 
 /**
@@ -185,8 +239,6 @@ function nodeFetch(createConnection: CreateConnection | undefined): typeof fetch
  */
 export function daemonTransport(config: DaemonTarget): DaemonTransport {
   const material = tlsMaterial(config.tls);
-  return {
-    baseUrl: daemonUrl(config),
-    fetch: nodeFetch(material === undefined ? undefined : pinnedConnection(material, daemonHost(config), config.port)),
-  };
+  const connection = material === undefined ? undefined : pinnedConnection(material, daemonHost(config), config.port);
+  return { baseUrl: daemonUrl(config), fetch: nodeFetch(connection), request: nodeRequest(connection) };
 }
