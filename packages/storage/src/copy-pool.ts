@@ -1,4 +1,4 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { constants } from "node:fs";
 
 /**
@@ -93,7 +93,9 @@ export class CopyPool {
     });
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    // worker_threads is taken on the first copy: an idle agent never needs it (~2 MiB).
+    const { Worker: WorkerThread } = process.getBuiltinModule("node:worker_threads");
+    const worker = new WorkerThread(WORKER_SOURCE, { eval: true });
     const slot: Slot = { worker, busy: undefined };
     worker.on("message", (m: { id: number; error?: { message: string; code?: string } }) => {
       const job = slot.busy;
