@@ -2,13 +2,15 @@
  * `kitt-agent build` through the built CLI, against the fake KITT server and
  * the real Docker engine (skipped with one line when none answers; CI=true
  * makes that a failure). The build always tags kitt:latest, so the tag as it
- * was before this file ran is put back afterwards.
+ * was before this file ran is put back afterwards, and the engine tests hold
+ * a host-wide lock meanwhile: a suite running beside this one moves the same
+ * tag.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 
 import { writeAgentConfig } from "@kitt/protocol";
-import { dockerSuite, makeKittBuildContext, runDocker, startFakeKittServer, TEST_CONTAINER_LABELS, useTempDir, type FakeKittServer } from "@kitt/testkit";
+import { acquireHostLock, dockerSuite, makeKittBuildContext, runDocker, startFakeKittServer, TEST_CONTAINER_LABELS, useTempDir, type FakeKittServer } from "@kitt/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { cliEnv, runCli } from "./test-cli.js";
@@ -78,22 +80,28 @@ describe("kitt-agent build (no engine needed)", () => {
 describe.skipIf(!(await dockerSuite()))("kitt-agent build against the real Docker engine", () => {
   let latestBefore: string | undefined;
   const built = new Set<string>();
+  let unlock: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
+    unlock = await acquireHostLock("docker-kitt-latest", { timeoutMs: 150_000 });
     latestBefore = await imageId("kitt:latest");
-  });
+  }, 180_000);
 
   afterAll(async () => {
     const env = { ...process.env, DOCKER_HOST };
-    for (const ref of [TAG, CONFIG_TAG, NEVER_TAG]) await runDocker(["rmi", ref], { env });
-    const latestNow = await imageId("kitt:latest");
-    if (latestBefore !== undefined) {
-      if (latestNow !== latestBefore) await runDocker(["tag", latestBefore, "kitt:latest"], { env });
-    } else if (latestNow !== undefined && built.has(latestNow)) {
-      await runDocker(["rmi", "kitt:latest"], { env });
+    try {
+      for (const ref of [TAG, CONFIG_TAG, NEVER_TAG]) await runDocker(["rmi", ref], { env });
+      const latestNow = await imageId("kitt:latest");
+      if (latestBefore !== undefined) {
+        if (latestNow !== latestBefore) await runDocker(["tag", latestBefore, "kitt:latest"], { env });
+      } else if (latestNow !== undefined && built.has(latestNow)) {
+        await runDocker(["rmi", "kitt:latest"], { env });
+      }
+      // Images of earlier builds that lost their tags to later ones (--no-cache), with their layers.
+      for (const id of built) if (id !== latestBefore) await runDocker(["rmi", id], { env });
+    } finally {
+      await unlock?.();
     }
-    // Images of earlier builds that lost their tags to later ones (--no-cache), with their layers.
-    for (const id of built) if (id !== latestBefore) await runDocker(["rmi", id], { env });
   });
 
   it("builds docker/web/Dockerfile of the context, tags --tag and kitt:latest, prints id, architecture and tags", async () => {

@@ -21,6 +21,7 @@ export type { QueueTestInput } from "./fake-store.js";
 export { makeTestPki, writeTestPki } from "./pki.js";
 export type { PemPair, TestPki, TestPkiOptions, TestPkiPaths } from "./pki.js";
 export { makeTempDir, useTempDir } from "./temp-dir.js";
+export { acquireHostLock } from "./host-lock.js";
 export { canMountSmallDisk, mountSmallDisk } from "./small-disk.js";
 export type { SmallDisk } from "./small-disk.js";
 export type { TempDir } from "./temp-dir.js";
