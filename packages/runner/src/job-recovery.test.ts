@@ -96,7 +96,9 @@ async function replay(dir: string) {
 
 async function journalLines(dir: string): Promise<{ t: string; c: string }[]> {
   const text = await readFile(join(dir, "journal.log"), "utf8").catch(() => "");
-  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { t: string; c: string });
+  // Only whole lines: the runner may be appending one right now (a job starting), and what follows
+  // the last newline is that line half-written.
+  return text.split("\n").slice(0, -1).filter((l) => l !== "").map((l) => JSON.parse(l) as { t: string; c: string });
 }
 
 function alive(pid: number): boolean {
