@@ -32,7 +32,8 @@ export function useHarness(afterEach: Hook) {
   }
 
   function client(srv: FakeKittServer, token = TOKEN): KittServerClient {
-    const c = new KittServerClient({ serverUrl: srv.url, token, connectTimeoutMs: 2_000, timeoutMs: 4_000 });
+    // The client's own defaults (5 s connect, 15 s exchange): no test here depends on a client timeout.
+    const c = new KittServerClient({ serverUrl: srv.url, token });
     clients.push(c);
     return c;
   }

@@ -39,8 +39,12 @@ export class ManualSleeper {
     return this.pending !== null;
   }
 
-  /** The wait the loop is in now, or the next one it enters. */
-  next(timeoutMs = 4_000): Promise<PendingSleep> {
+  /**
+   * The wait the loop is in now, or the next one it enters. The bound only
+   * names a loop that never gets there: beside another test suite on two
+   * cores, one heartbeat exchange has taken more than 4 s.
+   */
+  next(timeoutMs = 20_000): Promise<PendingSleep> {
     if (this.pending !== null) return Promise.resolve(this.pending);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
