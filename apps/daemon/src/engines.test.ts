@@ -51,7 +51,8 @@ describe("native engines through the agent", () => {
     expect(result?.body).toMatchObject({ status: "completed", result_data: { success: true, port, already_running: false } });
     const pid = Number((result?.body.result_data as Record<string, unknown>).pid);
     expect(alive(pid)).toBe(true);
-    expect(world.server.logLines(cmd.test_id)).toContain("serving on 127.0.0.1:" + port);
+    // The engine's own output is followed as it comes: its ready line may reach the server just after the result.
+    await world.server.waitFor(() => world.server.logLines(cmd.test_id).includes("serving on 127.0.0.1:" + port), 20_000);
     const serve = (await readFakeEngineCalls(engineBin, "llama-server")).find((c) => c.argv[0] !== "--version");
     expect(serve?.argv).toEqual(["--port", String(port), "--host", "0.0.0.0", "--ctx-size", "2048"]);
 

@@ -260,11 +260,12 @@ describe("detectSystem without NVML", () => {
 
   it("a hung nvidia-smi and nvcc cost one command timeout, then no GPU", async () => {
     const m = await exampleHost({ "nvidia-smi": { hangSeconds: 30 }, nvcc: { hangSeconds: 30 } });
-    const host = { ...m.host, commandTimeoutMs: 300 };
+    // Long enough for the healthy fakes (dmidecode) on a loaded machine: 300 ms was not, beside another suite.
+    const host = { ...m.host, commandTimeoutMs: 3000 };
     const info = await detectSystem({ host, nvml: NO_NVML });
     expect(info).toMatchObject({ gpu_count: 0, gpu_info: "", gpuSource: "none" });
-    expect(info.notes).toContain("nvidia-smi: nvidia-smi timed out after 300 ms");
-    expect(info.notes).toContain("cuda: nvcc timed out after 300 ms");
+    expect(info.notes).toContain("nvidia-smi: nvidia-smi timed out after 3000 ms");
+    expect(info.notes).toContain("cuda: nvcc timed out after 3000 ms");
     // Everything else was still detected.
     expect(info.fingerprint).toBe("AMD-Processor-32c_128GB-DDR5_Samsung-SAMSUNG-MZ1L21T9HCLS-00A07-NVME_Linux-6.8.0-45-generic");
   });
