@@ -42,6 +42,16 @@ export interface DaemonRound {
   deliveredMs: number;
   requests: number;
   inOrder: boolean;
+  /** The daemon's CPU time (user + system) from queueing the job to the server holding every line. */
+  agentCpuMs: number;
+}
+
+/** User + system CPU time of a process, from /proc (Linux; USER_HZ 100). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The benchmark: `kitt run ... -o OUT` arguments accepted; prints `line 1` ... `line N`, then its own run time. */
@@ -164,11 +174,13 @@ export async function benchDaemon(opts: DaemonBenchOptions): Promise<boolean> {
       const aloneUs = await runAlone(script, join(dir, `alone-${r}`));
       const aloneFileUs = await runAloneToFile(script, join(dir, `alone-file-${r}`));
       const before = server.requests.length;
+      const cpuBefore = await cpuMs(agent.pid);
       const test = server.queueTest({ agent_name: NAME, model_path: join(dir, "share", "m"), engine_name: "vllm", suite_name: "quick" });
       const all = () => server.logLines(test.id).flatMap((row) => row.split("\n"));
       const count = () => all().filter((l) => l.startsWith("line ")).length;
       await server.waitFor(() => count() >= lines, HEARTBEAT_S * 1000 * 3 + 120_000);
       const deliveredAt = Date.now();
+      const agentCpuMs = (await cpuMs(agent.pid)) - cpuBefore;
       const dispatch = server.heartbeats.find((b) => b.commands.some((c) => c.test_id === test.id));
       const deliveredMs = deliveredAt - (dispatch?.at ?? Number.NaN);
       await server.waitFor(() => server.statuses(test.id).some((s) => s === "completed" || s === "failed"), 120_000);
@@ -178,7 +190,7 @@ export async function benchDaemon(opts: DaemonBenchOptions): Promise<boolean> {
       const status = server.statuses(test.id).at(-1);
       if (status !== "completed") throw new Error(`round ${r + 1}: the job ended ${status}`);
       const requests = server.requests.slice(before).filter((q) => q.path.endsWith("/logs")).length;
-      rounds.push({ aloneUs, aloneFileUs, underUs: childUs(got.join("\n")), deliveredMs, requests, inOrder });
+      rounds.push({ aloneUs, aloneFileUs, underUs: childUs(got.join("\n")), deliveredMs, requests, inOrder, agentCpuMs });
     }
   } finally {
     if (agent !== undefined && agent.exitCode === null && agent.signalCode === null) {
@@ -189,11 +201,12 @@ export async function benchDaemon(opts: DaemonBenchOptions): Promise<boolean> {
     await server.close();
   }
   const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`;
-  print(`through the daemon (kitt-agent start, heartbeat-dispatched job, ${lines} lines, ${opts.delayMs} ms per server request):`);
-  print(`round  alone       alone>file  under agent  ratio   server held all lines   log requests  order`);
+  const v8 = process.env.KITT_AGENT_V8_FLAGS === undefined ? "the agent's default V8 flags" : `KITT_AGENT_V8_FLAGS=${process.env.KITT_AGENT_V8_FLAGS}`;
+  print(`through the daemon (kitt-agent start, ${v8}, heartbeat-dispatched job, ${lines} lines, ${opts.delayMs} ms per server request):`);
+  print(`round  alone       alone>file  under agent  ratio   server held all lines   agent CPU  log requests  order`);
   rounds.forEach((r, i) =>
     print(
-      `${String(i + 1).padEnd(6)} ${ms(r.aloneUs).padEnd(11)} ${ms(r.aloneFileUs).padEnd(11)} ${ms(r.underUs).padEnd(12)} ${(r.underUs / r.aloneUs).toFixed(2).padEnd(7)} ${`${r.deliveredMs.toFixed(0)} ms after dispatch`.padEnd(23)} ${String(r.requests).padEnd(13)} ${r.inOrder ? "ok" : "BROKEN"}`,
+      `${String(i + 1).padEnd(6)} ${ms(r.aloneUs).padEnd(11)} ${ms(r.aloneFileUs).padEnd(11)} ${ms(r.underUs).padEnd(12)} ${(r.underUs / r.aloneUs).toFixed(2).padEnd(7)} ${`${r.deliveredMs.toFixed(0)} ms after dispatch`.padEnd(23)} ${`${r.agentCpuMs.toFixed(0)} ms`.padEnd(10)} ${String(r.requests).padEnd(13)} ${r.inOrder ? "ok" : "BROKEN"}`,
     ),
   );
   const aloneMed = median(rounds.map((r) => r.aloneUs));

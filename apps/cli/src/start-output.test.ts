@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "@kitt/protocol";
 import { startFakeKittServer, useTempDir, writeFakeBenchmark, writeFakeModel } from "@kitt/testkit";
 
-import { agentPid, backgroundCleanup, BIN, cliEnv, startOnTerminal, until } from "./test-cli.js";
+import { agentPid, backgroundCleanup, BIN, cliEnv, runCli, startOnTerminal, until } from "./test-cli.js";
 import { closedPort } from "./test-daemon.js";
 
 const tempDir = useTempDir(afterEach);
@@ -91,5 +91,22 @@ describe("kitt-agent start output", () => {
     await until(() => /running; local API on/.test(json.output()), 45_000, "the agent to start");
     strays.push(await agentPid(w2.home));
     expect(json.output()).toMatch(/^\{"level":"info","time":"[^"]+","name":"kitt-agent","msg":"kitt-agent [^"]+ starting as \\"gpu-out\\"/m);
+    // The lean daemon's V8 flags, set before the agent loaded, are named in its start record.
+    expect(json.output()).toMatch(/starting as .* \(node v\d+\.\d+\.\d+, V8 flags --no-opt --no-maglev --no-sparkplug --optimize-for-size\)"/);
+  });
+
+  it("KITT_AGENT_V8_FLAGS: none keeps V8's own; a flag V8 reads only at start-up is refused in one line, exit 2", async () => {
+    const w = await world();
+    const bad = await runCli(["start"], { ...w.env, KITT_AGENT_V8_FLAGS: "--max-old-space-size=64" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^Error: KITT_AGENT_V8_FLAGS: "--max-old-space-size=64" is not a flag the agent sets at run time \(/),
+    ]);
+    expect(w.server.heartbeats).toEqual([]);
+
+    const { output } = start({ ...w.env, KITT_AGENT_V8_FLAGS: "none" }, ["--log-format", "json"], false);
+    await until(() => /running; local API on/.test(output()), 45_000, "the agent to start");
+    strays.push(await agentPid(w.home));
+    expect(output()).toMatch(/starting as .* \(node v[^,]+, V8 flags none\)"/);
   });
 });

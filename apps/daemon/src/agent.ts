@@ -60,6 +60,8 @@ export interface StartAgentOptions {
   hostArch?: string;
   /** Caps of the local API (connections, SSE streams, idle cut); see api-server.ts for the defaults. */
   apiLimits?: ApiLimits;
+  /** The V8 flags the process set on itself (the CLI's `start`), named in the start record. */
+  v8Flags?: readonly string[];
 }
 
 export interface AgentHandle {
@@ -174,7 +176,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     });
     cleanups.push(() => client.close());
 
-    logger.info(`kitt-agent ${AGENT_VERSION} starting as "${config.name}" for ${config.server_url}`);
+    const v8 = options.v8Flags === undefined ? "" : `, V8 flags ${options.v8Flags.length > 0 ? options.v8Flags.join(" ") : "none"}`;
+    logger.info(`kitt-agent ${AGENT_VERSION} starting as "${config.name}" for ${config.server_url} (node ${process.version}${v8})`);
     const system = await withTimeout(detectSystem({ ...options.detect, logger }), options.detectTimeoutMs ?? 20_000, "hardware detection").catch(
       (err: Error) => {
         logger.error(`hardware detection failed: ${err.message}; registering without hardware details`);

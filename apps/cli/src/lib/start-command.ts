@@ -8,6 +8,15 @@ import type { FastStart } from "./fast-path.js";
 export async function runStartCommand(flags: FastStart, note: (text: string) => void): Promise<void> {
   // First: ps, top and ss name the agent kitt-agent from its first moment, not node or MainThread.
   process.title = "kitt-agent";
+  // Before the agent's code loads: the lean daemon's V8 flags (KITT_AGENT_V8_FLAGS; bin/run.js set them already).
+  const { applyV8Flags, daemonV8Flags } = await import("./v8-flags.js");
+  const v8 = daemonV8Flags(process.env);
+  if ("problem" in v8) {
+    const { UsageError } = await import("@kitt/protocol/errors");
+    throw new UsageError(v8.problem);
+  }
+  const v8Flags = v8.flags;
+  applyV8Flags(v8Flags);
   const { loadCliConfig } = await import("./config.js");
   const loaded = await loadCliConfig(flags.config);
   for (const w of loaded.warnings) note(`warning: ${w}`);
@@ -29,6 +38,7 @@ export async function runStartCommand(flags: FastStart, note: (text: string) => 
     handleSignals: true,
     logFormat: pretty ? "pretty" : "json",
     logColour: pretty && tty && process.env.NO_COLOR === undefined,
+    v8Flags,
   });
   note(`kitt-agent ${config.name} running; local API on ${agent.url} (listening on ${agent.address}; stop with Ctrl-C or kitt-agent stop)`);
   await agent.done;
