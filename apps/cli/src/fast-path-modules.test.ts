@@ -34,7 +34,7 @@ async function recordingEnv(home: string): Promise<{ env: NodeJS.ProcessEnv; mod
 const oclif = (url: string) => /[/\\]@oclif[/\\]/.test(url);
 
 describe("what the fast paths load (the modules the process really loaded)", () => {
-  it("status with no daemon: no oclif, no schemas or validators, no server client, no tls, no undici", async () => {
+  it("status with no daemon: no oclif, no schemas or validators, no server client, no http, tls or child_process, no undici", async () => {
     const home = await tempDir();
     await writeLocalAgentConfig(home, "http://127.0.0.1:9", { name: "gpu-fast", token: "fast-token-0123456789" });
     const { env, modules } = await recordingEnv(home);
@@ -49,6 +49,8 @@ describe("what the fast paths load (the modules the process really loaded)", () 
     // Node's bundled undici (behind fetch, Headers, Response): ~50 ms of a run.
     expect(loaded.some((u) => u.startsWith("NativeModule "))).toBe(true);
     expect(loaded.filter((u) => u.includes("undici"))).toEqual([]);
+    // Nothing listens on the port (read from /proc/net), so no HTTP client is loaded; no service installed, so no systemctl to run.
+    expect(loaded.filter((u) => /^(NativeModule |node:)(http|_http_client|child_process)$/.test(u))).toEqual([]);
   });
 
   it("start with plain flags runs the daemon without oclif", async () => {

@@ -10,6 +10,10 @@ import type { AgentConfig } from "@kitt/protocol";
 import { UsageError } from "@kitt/protocol/errors";
 import { http } from "@kitt/protocol/node-http";
 
+import { daemonHost, daemonUrl } from "./daemon-address.js";
+
+export { daemonHost, daemonUrl } from "./daemon-address.js";
+
 /** How the CLI reaches the local daemon: plain HTTP, or mTLS with the daemon's certificate pinned. */
 export interface DaemonTransport {
   /** http(s)://<host>:<port> */
@@ -24,18 +28,6 @@ export interface DaemonTransport {
 const load = createRequire(import.meta.url);
 
 type DaemonTarget = Pick<AgentConfig, "port" | "host" | "tls">;
-
-/** The address the daemon can be dialled on from this host: loopback when it listens on every interface. */
-export function daemonHost(config: Pick<AgentConfig, "host">): string {
-  const host = config.host.trim();
-  return host === "" || host === "0.0.0.0" || host === "::" || host === "[::]" ? "127.0.0.1" : host.replace(/^\[(.*)\]$/, "$1");
-}
-
-export function daemonUrl(config: DaemonTarget): string {
-  const host = daemonHost(config);
-  const scheme = config.tls.cert !== undefined && config.tls.key !== undefined ? "https" : "http";
-  return `${scheme}://${host.includes(":") ? `[${host}]` : host}:${config.port}`;
-}
 
 function readPem(path: string, what: string): string {
   try {

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -7,9 +7,10 @@ import { KittError, UsageError } from "@kitt/protocol/errors";
 
 import { outputLine, runCommand as defaultRunner, type CommandRunner } from "./run-command.js";
 import { servicePathFrom } from "./service-setup.js";
+import { linkExists, notInstalled, unitDirFrom, unitPath, wantsLink, type ServiceState } from "./service-files.js";
 import { renderUnit, UNIT_FILE, type UnitOptions } from "./systemd-unit.js";
 
-export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
+export { DEFAULT_UNIT_DIR, linkExists, unitPath, wantsLink, type ServiceState } from "./service-files.js";
 
 export interface ServiceDeps {
   /** Where unit files go; KITT_AGENT_UNIT_DIR overrides the default. */
@@ -35,15 +36,11 @@ function onPath(name: string, env: NodeJS.ProcessEnv): boolean {
 export function serviceDeps(env: NodeJS.ProcessEnv = process.env, run: CommandRunner = defaultRunner): ServiceDeps {
   const root = process.getuid?.() === 0;
   return {
-    unitDir: env.KITT_AGENT_UNIT_DIR ?? DEFAULT_UNIT_DIR,
+    unitDir: unitDirFrom(env),
     env,
     run,
     sudo: root && !onPath("sudo", env) ? [] : ["sudo"],
   };
-}
-
-export function unitPath(deps: Pick<ServiceDeps, "unitDir">): string {
-  return join(deps.unitDir, UNIT_FILE);
 }
 
 /** Runs one privileged step; a failure ends the sequence with a one-line error naming the command. */
@@ -143,19 +140,6 @@ export async function installService(deps: ServiceDeps, unit: UnitOptions, optio
 }
 
 /** systemd's link for WantedBy=multi-user.target: what `enable` made, left dangling when the unit file went. */
-export function wantsLink(deps: Pick<ServiceDeps, "unitDir">): string {
-  return join(deps.unitDir, "multi-user.target.wants", UNIT_FILE);
-}
-
-export function linkExists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Stops and disables the service, removes the unit, reloads systemd. Works on
  * a half-installed service too (a unit never enabled, an enabled one whose
@@ -183,24 +167,12 @@ export async function uninstallService(deps: ServiceDeps): Promise<ServiceStep[]
   return steps;
 }
 
-export interface ServiceState {
-  /** The unit file exists. */
-  installed: boolean;
-  unitPath: string;
-  /** `systemctl is-active`: active, inactive, failed, activating...; "not installed", or "unknown (why)" when systemctl gives no answer. */
-  active: string;
-  /** `systemctl is-enabled`: enabled, disabled...; "not installed", or "unknown (why)". */
-  enabled: string;
-  /** A half-installed service, and what to do about it. */
-  problem?: string;
-}
-
 /** What systemd says about the unit (no sudo needed); never an empty field. */
 export async function serviceState(deps: ServiceDeps): Promise<ServiceState> {
   const target = unitPath(deps);
   const link = wantsLink(deps);
   const installed = existsSync(target);
-  if (!installed && !linkExists(link)) return { installed: false, unitPath: target, active: "not installed", enabled: "not installed" };
+  if (!installed && !linkExists(link)) return notInstalled(deps);
   // is-active/is-enabled answer with a word and a non-zero code for "no": the word is what counts.
   const ask = async (verb: string): Promise<string> => {
     try {

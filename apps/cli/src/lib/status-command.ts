@@ -13,6 +13,10 @@ export interface StatusCommandIo {
  */
 export async function runStatusCommand(options: { json: boolean; config: string | undefined }, io: StatusCommandIo): Promise<number> {
   const { report, warnings, exitCode } = await statusReport(options.config, async () => {
+    // No unit file and no enable link: said without loading the service commands (and child_process).
+    const files = await import("./service-files.js");
+    const dir = { unitDir: files.unitDirFrom(process.env) };
+    if (files.nothingInstalled(dir)) return files.notInstalled(dir);
     const { serviceDeps, serviceState } = await import("./service.js");
     return serviceState(serviceDeps());
   });

@@ -1,8 +1,9 @@
 import type { AgentConfig } from "@kitt/protocol";
 
 import { maskToken } from "./config.js";
-import { daemonRequest, DaemonNotRunningError, daemonUrl, errorText } from "./daemon-client.js";
-import type { ServiceState } from "./service.js";
+import { daemonUrl } from "./daemon-address.js";
+import { portListening } from "./port-listening.js";
+import type { ServiceState } from "./service-files.js";
 
 /**
  * What `status` concludes, and its exit code: running 0 (the daemon serves,
@@ -39,6 +40,9 @@ export async function agentStatus(
   const { config } = loaded;
   const url = daemonUrl(config);
   const daemonProbe = (async (): Promise<AgentStatus["daemon"]> => {
+    // Nothing listens on the port: not running, known without loading an HTTP client.
+    if (portListening(config.port) === false) return { url, running: false };
+    const { daemonRequest, DaemonNotRunningError, errorText } = await import("./daemon-client.js");
     try {
       const res = await daemonRequest(config, "GET", "/api/status", { timeoutMs: options.timeoutMs ?? 3000 });
       if (res.status === 200 && res.body !== null && typeof res.body === "object") {
