@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 
+import type * as StatusCommand from "./status-command.js";
+
 /**
  * Commands answered without loading oclif, whose own start-up is most of a
  * short command's run time (~140 ms of ~330 ms for `status`) and, for
@@ -113,13 +115,17 @@ export function fastHelpPage(argv: readonly string[], pagesFile: URL = new URL("
   return page.split("{{platform}}").join(`${process.platform}-${process.arch} node-${process.version}`);
 }
 
+const STATUS_BUNDLE = "./status-bundle.js";
+type StatusModule = typeof StatusCommand;
+
 /** Runs a fast-path command and returns its exit code; undefined when argv is not one. */
 export async function runFastPath(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number | undefined> {
   const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith("\n") ? text : `${text}\n`);
   const note = (text: string) => write(process.stderr, text);
   const status = parseFastStatus(argv, env);
   if (status !== undefined) {
-    const { runStatusCommand } = await import("./status-command.js");
+    // status-command.js and what it imports, bundled at build time into one module (scripts/bundle-status.mjs).
+    const { runStatusCommand } = (await import(STATUS_BUNDLE)) as StatusModule;
     return runStatusCommand(status, {
       out: (text) => write(process.stdout, text),
       note,
