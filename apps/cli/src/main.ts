@@ -1,7 +1,9 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-
 import { classifyError, EXIT_OK, renderError } from "./lib/errors.js";
+
+// Builtins through getBuiltinModule: an ESM import of node:fs builds its
+// module facade and loads the file streams with it (~3 ms of every command).
+const { readFileSync } = process.getBuiltinModule("node:fs");
+const { fileURLToPath } = process.getBuiltinModule("node:url");
 
 /** The CLI's root (where package.json is), for oclif. */
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

@@ -1,6 +1,7 @@
-import { readFileSync } from "node:fs";
-
 import type * as StatusCommand from "./status-command.js";
+
+// Not an ESM import of node:fs, whose module facade loads the file streams (see main.ts).
+const { readFileSync } = process.getBuiltinModule("node:fs");
 
 /**
  * Commands answered without loading oclif, whose own start-up is most of a
