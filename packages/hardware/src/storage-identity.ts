@@ -23,8 +23,31 @@ export function originalStorageBrand(model: string): string {
   return brand === undefined ? "Unknown" : brand === "Western Digital" ? "WD" : brand;
 }
 
-function byNumber(a: string, b: string): number {
-  return a.localeCompare(b, "en", { numeric: true });
+/**
+ * Natural order (nvme2n1 before nvme10n1): runs of digits compare as
+ * numbers, the rest by code unit. Not localeCompare with `numeric`: its ICU
+ * collator maps about 3 MiB of ICU data into the agent that runs for months.
+ */
+export function byNumber(a: string, b: string): number {
+  const pa = a.match(/\d+|\D+/g) ?? [];
+  const pb = b.match(/\d+|\D+/g) ?? [];
+  // 1 and 01: the same number; fewer leading zeros first, if nothing else differs.
+  let zeros = 0;
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i] as string;
+    const y = pb[i] as string;
+    if (x === y) continue;
+    if (/^\d/.test(x) && /^\d/.test(y)) {
+      const nx = x.replace(/^0+(?=\d)/, "");
+      const ny = y.replace(/^0+(?=\d)/, "");
+      if (nx.length !== ny.length) return nx.length - ny.length;
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      if (zeros === 0) zeros = x.length - y.length;
+      continue;
+    }
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length || zeros;
 }
 
 /** `lsblk -d -o NAME,TYPE,MODEL`: the first row after the header with a model (a third column). */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { detectStorage, parseLsblkPairs, rootDevice } from "./storage.js";
 import { identifyDrive } from "./storage-brand.js";
+import { byNumber } from "./storage-identity.js";
 import { mountinfo } from "./test-fixtures.js";
 import { fakeCommandCalls, makeFakeMachine, type FakeMachine } from "./test-host.js";
 
@@ -122,5 +123,15 @@ describe("detectStorage", () => {
   it("knows nothing when neither sysfs nor lsblk helps (virtio disks have no model)", async () => {
     const m = await machine({ commands: { lsblk: { stdout: 'NAME="vda" MODEL="" VENDOR="0x1af4" ROTA="1" TRAN="" TYPE="disk"\n' } } });
     expect(await detectStorage(m.host)).toEqual({ brand: "", model: "", rawModel: "", type: "", device: "" });
+  });
+});
+
+describe("byNumber (natural order of device names, without an ICU collator)", () => {
+  it("orders digit runs as numbers and everything else by code unit", () => {
+    const names = ["nvme10n1", "nvme2n1", "nvme1n10", "nvme1n2", "nvme1n1", "nvme01n1", "nvmeXn1", "nvme", "sda", "nvme100n1"];
+    expect([...names].sort(byNumber)).toEqual(["nvme", "nvme1n1", "nvme01n1", "nvme1n2", "nvme1n10", "nvme2n1", "nvme10n1", "nvme100n1", "nvmeXn1", "sda"]);
+    expect(byNumber("nvme0n1", "nvme0n1")).toBe(0);
+    // Longer than a double holds exactly.
+    expect(byNumber("d123456789012345678901", "d123456789012345678902")).toBeLessThan(0);
   });
 });
