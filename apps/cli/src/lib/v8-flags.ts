@@ -7,8 +7,9 @@ import { setFlagsFromString } from "node:v8";
  * (bench/README.md): the idle daemon's RSS falls by about 13 MiB (the
  * compilers' code pages of the node binary are never touched, no machine
  * code is kept, the young generation stays small). The agent's heavy work is
- * native (HTTP parsing, JSON, file copies, hashing); what it costs is CPU on
- * log-heavy jobs, about 1.5x for 100,000 lines (bench/logs prints it).
+ * native (HTTP parsing, JSON, file copies, hashing); what it costs is CPU in
+ * its own JavaScript: 2-3x on a job printing 100,000 lines at once
+ * (bench/logs prints it), while the benchmark never waits on the agent.
  */
 export const DEFAULT_DAEMON_V8_FLAGS: readonly string[] = ["--no-opt", "--no-maglev", "--no-sparkplug", "--optimize-for-size"];
 
