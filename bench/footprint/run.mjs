@@ -11,7 +11,8 @@
 // the tests do) and a job queued every 10 s (a host benchmark printing 2,000
 // lines), for --seconds (default 600). Prints RSS at start and end, the peak,
 // and the slope of a least-squares line through one sample every 5 s after
-// the first minute, in MiB per hour: a flat agent stays near 0.
+// the first minute, in MiB per hour: a flat agent stays near 0. Then, with no
+// more jobs, RSS 45 s after the last one (idle copy workers end after 30 s).
 //
 // Idle also runs a second daemon beside the first with KITT_AGENT_V8_FLAGS=none
 // (V8's own defaults instead of the agent's memory-saving flags), so both
@@ -213,6 +214,13 @@ try {
   }
   const a1 = await sample(agent.pid);
   const r1 = await sample(reference.pid);
+  // Then no more jobs: the copy workers end after 30 s idle (packages/storage/src/copy-pool.ts).
+  let quiet;
+  if (soak) {
+    await server.waitFor(() => server.results.length >= queued, 60_000).catch(() => {});
+    await sleep(45_000);
+    quiet = await sample(agent.pid);
+  }
   const o1 = other === undefined ? undefined : await sample(other.pid);
   const beats = server.heartbeats.length - beatsBefore;
   const row = (label, s0, s1, peak) =>
@@ -227,6 +235,7 @@ try {
   console.log(row("bare node (reference)", r0, r1, rPeak));
   console.log(`daemon / reference: RSS x${(a1.rssMb / r1.rssMb).toFixed(2)}, private memory +${(a1.anonMb - r1.anonMb).toFixed(1)} MiB, CPU +${(a1.cpu - a0.cpu - (r1.cpu - r0.cpu)).toFixed(2)} s over ${seconds} s`);
   if (soak) console.log(`RSS slope after the first minute: ${slopePerHour(points).toFixed(2)} MiB/hour over ${points.length} samples`);
+  if (quiet !== undefined) console.log(`45 s after the last job: RSS ${quiet.rssMb.toFixed(1)} MiB (${quiet.anonMb.toFixed(1)} private + ${quiet.fileMb.toFixed(1)} file pages)`);
   if (o1 !== undefined) console.log(`the agent's V8 flags save ${(o1.rssMb - a1.rssMb).toFixed(1)} MiB of RSS (${(o1.anonMb - a1.anonMb).toFixed(1)} private, ${(o1.fileMb - a1.fileMb).toFixed(1)} file pages)`);
   agent.kill("SIGTERM");
   await new Promise((r) => agent.once("exit", r));

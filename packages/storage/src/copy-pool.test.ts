@@ -25,6 +25,27 @@ describe("CopyPool", () => {
     }
   });
 
+  it("ends workers that stay idle, and starts new ones for the next copies", async () => {
+    const dir = await tempDir();
+    await writeModel(dir, { "a.bin": 100_000, "b.bin": 10 });
+    const pool = new CopyPool(2, { idleMs: 200 });
+    try {
+      await Promise.all(["a.bin", "b.bin"].map((n) => pool.copyFile(path.join(dir, n), path.join(dir, `1-${n}`), 0)));
+      expect(pool.workers).toBe(2);
+      const deadline = Date.now() + 10_000;
+      while (pool.workers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(pool.workers).toBe(0);
+      // Busy is never idle: a worker copying for longer than idleMs is not ended.
+      await Promise.all(["a.bin", "b.bin"].map((n) => pool.copyFile(path.join(dir, n), path.join(dir, `2-${n}`), 0)));
+      await pool.fsyncAll([path.join(dir, "2-a.bin")]);
+      expect(pool.workers).toBeGreaterThan(0);
+      for (const n of ["a.bin", "b.bin"]) expect((await readFile(path.join(dir, `2-${n}`))).equals(await readFile(path.join(dir, n)))).toBe(true);
+    } finally {
+      await pool.close();
+    }
+    expect(pool.workers).toBe(0);
+  });
+
   it("rejects what is still queued when closed", async () => {
     const dir = await tempDir();
     await writeModel(dir, { "a.bin": 1000 });

@@ -59,19 +59,38 @@ interface Pending {
 interface Slot {
   worker: Worker;
   busy: Pending & { id: number } | undefined;
+  /** Ends the worker when it has stayed idle for the pool's idleMs. */
+  idleTimer: NodeJS.Timeout | undefined;
 }
+
+/**
+ * How long a worker may stay idle before it is ended: each holds an isolate
+ * of its own (about 11 MiB), and an agent stages a model, then runs for hours
+ * without copying. A new copy starts a new worker (tens of ms).
+ */
+export const DEFAULT_WORKER_IDLE_MS = 30_000;
 
 type Job = Pending & ({ src: string; dest: string; mtimeMs: number } | { fsync: string[] });
 
-/** A queue of file copies served by worker threads; the workers do not keep the process alive. */
+/**
+ * A queue of file copies served by worker threads; the workers do not keep
+ * the process alive, and end after `idleMs` without work.
+ */
 export class CopyPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private size: number;
   private nextId = 1;
+  private readonly idleMs: number;
 
-  constructor(size: number) {
+  constructor(size: number, options: { idleMs?: number } = {}) {
     this.size = size;
+    this.idleMs = options.idleMs ?? DEFAULT_WORKER_IDLE_MS;
+  }
+
+  /** Worker threads running now (busy or idle). */
+  get workers(): number {
+    return this.slots.length;
   }
 
   /** Allow at least `n` copies at once. */
@@ -96,7 +115,7 @@ export class CopyPool {
     // worker_threads is taken on the first copy: an idle agent never needs it (~2 MiB).
     const { Worker: WorkerThread } = process.getBuiltinModule("node:worker_threads");
     const worker = new WorkerThread(WORKER_SOURCE, { eval: true });
-    const slot: Slot = { worker, busy: undefined };
+    const slot: Slot = { worker, busy: undefined, idleTimer: undefined };
     worker.on("message", (m: { id: number; error?: { message: string; code?: string } }) => {
       const job = slot.busy;
       if (job === undefined || job.id !== m.id) return;
@@ -105,8 +124,10 @@ export class CopyPool {
       if (m.error === undefined) job.resolve();
       else job.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
       this.pump();
+      if (slot.busy === undefined) this.idle(slot);
     });
     const fail = (err: Error): void => {
+      clearTimeout(slot.idleTimer);
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       slot.busy?.reject(err);
@@ -122,6 +143,18 @@ export class CopyPool {
     return slot;
   }
 
+  /** Ends the worker if it is still idle in idleMs (its 'exit' takes it out of the pool). */
+  private idle(slot: Slot): void {
+    clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => {
+      if (slot.busy !== undefined) return;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      void slot.worker.terminate();
+    }, this.idleMs);
+    slot.idleTimer.unref();
+  }
+
   private pump(): void {
     while (this.queue.length > 0) {
       let slot = this.slots.find((s) => s.busy === undefined);
@@ -130,6 +163,7 @@ export class CopyPool {
       const job = this.queue.shift();
       if (job === undefined) return;
       const id = this.nextId++;
+      clearTimeout(slot.idleTimer);
       slot.busy = { id, resolve: job.resolve, reject: job.reject };
       slot.worker.ref();
       slot.worker.postMessage(
@@ -143,7 +177,12 @@ export class CopyPool {
   /** Stop the workers (after their current copy); queued copies are rejected. */
   async close(): Promise<void> {
     for (const job of this.queue.splice(0)) job.reject(new Error("copy pool closed"));
-    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.splice(0).map((s) => {
+        clearTimeout(s.idleTimer);
+        return s.worker.terminate();
+      }),
+    );
   }
 }
 
